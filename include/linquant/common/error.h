@@ -1,0 +1,27 @@
+// The exception type every linquant failure derives from, so callers can catch one type.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace linquant {
+
+// Messages name the place (a config key path, a node, a file) and what would fix it.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message) : std::runtime_error(message) {}
+};
+
+// Bad user input in a configuration (JSON, YAML or built in code).
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Unusable tensors or arguments given to a numeric primitive.
+class QuantError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace linquant

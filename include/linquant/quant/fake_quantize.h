@@ -1,0 +1,53 @@
+// FakeQuantize: observe, then simulate quantization with a straight-through gradient.
+// Mirrors torch.ao.quantization.FakeQuantize: flags, scale, zero point and the observer
+// ("activation_post_process") are buffers/submodules with PyTorch's names.
+#pragma once
+
+#include <torch/nn/cloneable.h>
+#include <torch/nn/pimpl.h>
+
+#include "linquant/quant/fake_quantize_options.h"
+#include "linquant/quant/observer.h"
+
+namespace linquant {
+
+class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
+ public:
+  explicit FakeQuantizeImpl(FakeQuantizeOptions options = {});
+
+  void reset() override;
+
+  // Observer on: update the range and recompute scale/zero point from it.
+  // Fake quant on: return the fake-quantized x, else x itself.
+  at::Tensor forward(const at::Tensor& x);
+
+  void enable_observer(bool on = true);
+  void disable_observer() { enable_observer(false); }
+  void enable_fake_quant(bool on = true);
+  void disable_fake_quant() { enable_fake_quant(false); }
+  bool is_observer_enabled() const;
+  bool is_fake_quant_enabled() const;
+
+  // From the observer's current state, without changing the module.
+  std::pair<at::Tensor, at::Tensor> calculate_qparams() const;
+  const FakeQuantizeOptions& options() const { return options_; }
+
+  at::Tensor fake_quant_enabled;  // uint8 [1]
+  at::Tensor observer_enabled;    // uint8 [1]
+  at::Tensor scale;               // float32 [1] or [channels]
+  at::Tensor zero_point;          // int32, same shape as scale
+  Observer activation_post_process{nullptr};
+
+ private:
+  FakeQuantizeOptions options_;
+};
+TORCH_MODULE(FakeQuantize);
+
+// Functional fake quantize with the straight-through gradient (dx = dy * mask).
+// axis -1: scale and zero_point hold one value; otherwise one per slice along axis.
+// Any float dtype and shape (including empty); computed in float32.
+at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                         const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
+                         int64_t quant_max);
+
+}  // namespace linquant

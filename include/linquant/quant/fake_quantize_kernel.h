@@ -1,0 +1,30 @@
+// Plain fake-quantize and min/max kernels on raw float buffers: the scalar reference
+// every faster path is checked against. No LibTorch types here.
+//
+//   q    = zero_point + round_half_even(x * (1 / scale))      (float32)
+//   y    = (clamp(q, quant_min, quant_max) - zero_point) * scale
+//   mask = quant_min <= q <= quant_max                         (straight-through gradient)
+//
+// Non-finite inputs (a documented linquant choice, see docs/numerics.md): NaN stays NaN
+// with mask 0; +inf and -inf saturate to the top and bottom of the grid with mask 0.
+#pragma once
+
+#include <cstdint>
+
+#include "linquant/quant/qparams.h"
+
+namespace linquant {
+
+// Elements [0, n) with one (scale, zero point). mask may be null.
+void fake_quantize_reference(const float* x, float* y, bool* mask, int64_t n, QParam qparam,
+                             int64_t quant_min, int64_t quant_max);
+
+// x viewed as [outer, channels, inner], with one (scale, zero point) per channel.
+void fake_quantize_per_channel_reference(const float* x, float* y, bool* mask, int64_t outer,
+                                         int64_t channels, int64_t inner, const QParam* qparams,
+                                         int64_t quant_min, int64_t quant_max);
+
+// Minimum and maximum of the finite values; false when there is none (then min/max untouched).
+bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val);
+
+}  // namespace linquant

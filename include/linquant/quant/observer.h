@@ -1,0 +1,40 @@
+// Range observers (min_max, moving_average_min_max, ema_min_max), per tensor or per channel.
+// Their state is held in registered buffers named as in PyTorch (min_val, max_val, eps), so
+// state dicts save and restore it.
+#pragma once
+
+#include <torch/nn/cloneable.h>
+#include <torch/nn/pimpl.h>
+
+#include "linquant/quant/fake_quantize_options.h"
+#include "linquant/quant/qparams.h"
+
+namespace linquant {
+
+class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
+ public:
+  explicit ObserverImpl(FakeQuantizeOptions options = {});
+
+  void reset() override;
+
+  // Updates the running range with the finite values of x (NaN and +/-inf are ignored;
+  // a tensor without any finite value leaves the state unchanged). Returns x.
+  at::Tensor forward(const at::Tensor& x);
+
+  // Scale (float32) and zero point (int32) tensors: shape [1] per tensor, [channels] per
+  // channel. Never observed: scale 1 and zero point 0, with a warning.
+  std::pair<at::Tensor, at::Tensor> calculate_qparams() const;
+
+  bool has_observed() const;
+  const FakeQuantizeOptions& options() const { return options_; }
+
+  at::Tensor min_val;
+  at::Tensor max_val;
+  at::Tensor eps;
+
+ private:
+  FakeQuantizeOptions options_;
+};
+TORCH_MODULE(Observer);
+
+}  // namespace linquant

@@ -1,0 +1,47 @@
+// FakeQuantize module: the flags and qparams live in buffers so that state dicts restore a
+// quantizer exactly, including where training stopped in the milestone schedule.
+#include "linquant/quant/fake_quantize.h"
+
+#include <ATen/ATen.h>
+
+namespace linquant {
+
+FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options) : options_(options) { reset(); }
+
+void FakeQuantizeImpl::reset() {
+  fake_quant_enabled = register_buffer("fake_quant_enabled", at::ones({1}, at::kByte));
+  observer_enabled = register_buffer("observer_enabled", at::ones({1}, at::kByte));
+  scale = register_buffer("scale", at::ones({1}, at::kFloat));
+  zero_point = register_buffer("zero_point", at::zeros({1}, at::kInt));
+  activation_post_process = register_module("activation_post_process", Observer(options_));
+}
+
+void FakeQuantizeImpl::enable_observer(bool on) { observer_enabled.fill_(on ? 1 : 0); }
+void FakeQuantizeImpl::enable_fake_quant(bool on) { fake_quant_enabled.fill_(on ? 1 : 0); }
+bool FakeQuantizeImpl::is_observer_enabled() const { return observer_enabled.item<uint8_t>() != 0; }
+bool FakeQuantizeImpl::is_fake_quant_enabled() const {
+  return fake_quant_enabled.item<uint8_t>() != 0;
+}
+
+std::pair<at::Tensor, at::Tensor> FakeQuantizeImpl::calculate_qparams() const {
+  return activation_post_process->calculate_qparams();
+}
+
+at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
+  if (is_observer_enabled()) {
+    activation_post_process->forward(x);
+    auto [new_scale, new_zero_point] = calculate_qparams();
+    const at::NoGradGuard no_grad;
+    if (scale.sizes() != new_scale.sizes()) {
+      scale.resize_(new_scale.sizes());
+      zero_point.resize_(new_zero_point.sizes());
+    }
+    scale.copy_(new_scale);
+    zero_point.copy_(new_zero_point);
+  }
+  if (!is_fake_quant_enabled()) return x;
+  return fake_quantize(x, scale, zero_point, options_.ch_axis, options_.range.quant_min,
+                       options_.range.quant_max);
+}
+
+}  // namespace linquant

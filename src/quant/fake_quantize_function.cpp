@@ -1,0 +1,126 @@
+// The autograd function behind fake_quantize(): forward through the kernels, backward
+// multiplies the incoming gradient by the saved in-range mask (straight-through estimator).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+
+#include <sstream>
+#include <vector>
+
+#include "linquant/common/error.h"
+#include "linquant/quant/fake_quantize.h"
+#include "linquant/quant/fake_quantize_kernel.h"
+
+namespace linquant {
+namespace {
+
+// Elements per parallel task: large enough that thread start-up does not dominate.
+constexpr int64_t kGrain = 32768;
+
+std::vector<QParam> read_qparams(const at::Tensor& scale, const at::Tensor& zero_point) {
+  const at::Tensor s = scale.detach().to(at::kFloat).reshape({-1}).contiguous();
+  const at::Tensor z = zero_point.detach().to(at::kInt).reshape({-1}).contiguous();
+  if (s.numel() != z.numel() || s.numel() == 0) {
+    std::ostringstream message;
+    message << "fake_quantize: scale has " << s.numel() << " values and zero_point "
+            << z.numel() << "; they must have the same, non-zero size";
+    throw QuantError(message.str());
+  }
+  std::vector<QParam> qparams(s.numel());
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    qparams[i] = {s.data_ptr<float>()[i], z.data_ptr<int32_t>()[i]};
+    if (!(qparams[i].scale > 0.0f) || !std::isfinite(qparams[i].scale)) {
+      std::ostringstream message;
+      message << "fake_quantize: scale[" << i << "] is " << qparams[i].scale
+              << "; scales must be finite and positive";
+      throw QuantError(message.str());
+    }
+  }
+  return qparams;
+}
+
+class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
+                            int64_t quant_min, int64_t quant_max) {
+    const at::Tensor x = input.contiguous();
+    at::Tensor y = at::empty_like(x);
+    at::Tensor mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
+    std::vector<QParam> qparams = read_qparams(scale, zero_point);
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    bool* mp = mask.data_ptr<bool>();
+
+    if (axis < 0) {
+      if (qparams.size() != 1) {
+        throw QuantError("fake_quantize: per-tensor quantization needs one scale, got " +
+                         std::to_string(qparams.size()));
+      }
+      at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
+        fake_quantize_reference(xp + begin, yp + begin, mp + begin, end - begin, qparams[0],
+                                quant_min, quant_max);
+      });
+    } else {
+      if (axis >= x.dim()) {
+        throw QuantError("fake_quantize: axis " + std::to_string(axis) +
+                         " is out of range for a tensor of rank " + std::to_string(x.dim()));
+      }
+      const int64_t channels = x.size(axis);
+      // One scale for many channels happens before any observation: broadcast it.
+      if (qparams.size() == 1 && channels != 1) qparams.assign(channels, qparams[0]);
+      if (static_cast<int64_t>(qparams.size()) != channels) {
+        std::ostringstream message;
+        message << "fake_quantize: " << qparams.size() << " scales for " << channels
+                << " channels on axis " << axis;
+        throw QuantError(message.str());
+      }
+      int64_t outer = 1;
+      for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
+      const int64_t inner = channels == 0 ? 0 : x.numel() / (outer * channels);
+      const int64_t rows = outer * channels;
+      at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)),
+                       [&](int64_t begin, int64_t end) {
+                         for (int64_t r = begin; r < end; ++r) {
+                           const int64_t offset = r * inner;
+                           fake_quantize_reference(xp + offset, yp + offset, mp + offset, inner,
+                                                   qparams[r % channels], quant_min, quant_max);
+                         }
+                       });
+    }
+    ctx->save_for_backward({mask});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor mask = ctx->get_saved_variables()[0];
+    // Same operation as ATen's cachemask backward (dY * mask), NaN handling included.
+    return {grads[0] * mask, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                         const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
+                         int64_t quant_max) {
+  if (quant_min > quant_max) {
+    throw QuantError("fake_quantize: quant_min " + std::to_string(quant_min) +
+                     " is above quant_max " + std::to_string(quant_max));
+  }
+  if (!at::isFloatingType(x.scalar_type())) {
+    throw QuantError(std::string("fake_quantize: expected a floating-point tensor, got ") +
+                     c10::toString(x.scalar_type()));
+  }
+  if (x.scalar_type() == at::kFloat) {
+    return FakeQuantizeFunction::apply(x, scale, zero_point, axis, quant_min, quant_max);
+  }
+  // Other float types are computed in float32 and converted back (autograd follows).
+  const at::Tensor y = FakeQuantizeFunction::apply(x.to(at::kFloat), scale, zero_point, axis,
+                                                   quant_min, quant_max);
+  return y.to(x.scalar_type());
+}
+
+}  // namespace linquant

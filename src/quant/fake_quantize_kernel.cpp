@@ -1,0 +1,63 @@
+// Scalar reference kernels. The clamp is done on the rounded float, which equals PyTorch's
+// int64 clamp for every finite in-range value and saturates (instead of wrapping) outside.
+#include "linquant/quant/fake_quantize_kernel.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace linquant {
+namespace {
+
+inline float fake_quantize_one(float x, float inv_scale, QParam qparam, float qmin, float qmax,
+                               bool* mask) {
+  // zero_point + nearbyint(x * inv_scale) in float32, as ATen's kernel computes it.
+  const float q = static_cast<float>(qparam.zero_point) + std::nearbyint(x * inv_scale);
+  if (mask) *mask = (qmin <= q) && (q <= qmax);
+  // std::max/std::min keep NaN when it is the first argument, so NaN stays NaN.
+  const float clamped = std::min(std::max(q, qmin), qmax);
+  return (clamped - static_cast<float>(qparam.zero_point)) * qparam.scale;
+}
+
+}  // namespace
+
+void fake_quantize_reference(const float* x, float* y, bool* mask, int64_t n, QParam qparam,
+                             int64_t quant_min, int64_t quant_max) {
+  const float inv_scale = 1.0f / qparam.scale;
+  const auto qmin = static_cast<float>(quant_min);
+  const auto qmax = static_cast<float>(quant_max);
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = fake_quantize_one(x[i], inv_scale, qparam, qmin, qmax, mask ? mask + i : nullptr);
+  }
+}
+
+void fake_quantize_per_channel_reference(const float* x, float* y, bool* mask, int64_t outer,
+                                         int64_t channels, int64_t inner, const QParam* qparams,
+                                         int64_t quant_min, int64_t quant_max) {
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const int64_t offset = (o * channels + c) * inner;
+      fake_quantize_reference(x + offset, y + offset, mask ? mask + offset : nullptr, inner,
+                              qparams[c], quant_min, quant_max);
+    }
+  }
+}
+
+bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
+  float lo = INFINITY;
+  float hi = -INFINITY;
+  bool any = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    if (!std::isfinite(v)) continue;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    any = true;
+  }
+  if (any) {
+    *min_val = lo;
+    *max_val = hi;
+  }
+  return any;
+}
+
+}  // namespace linquant

@@ -1,0 +1,153 @@
+// Observers: running min/max per tensor or per channel, updated with float32 arithmetic in
+// PyTorch's operation order. Non-finite values are left out of the range on purpose.
+#include "linquant/quant/observer.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <sstream>
+#include <vector>
+
+#include "linquant/common/error.h"
+#include "linquant/common/warning.h"
+#include "linquant/quant/fake_quantize_kernel.h"
+
+namespace linquant {
+namespace {
+
+// Finite min/max of each slice along axis; a slice without finite values gets has[c] = 0.
+void per_channel_min_max(const at::Tensor& x, int64_t axis, std::vector<float>& lo,
+                         std::vector<float>& hi, std::vector<char>& has) {
+  const int64_t channels = x.size(axis);
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
+  const int64_t inner = x.numel() / std::max<int64_t>(outer * channels, 1);
+  lo.assign(channels, INFINITY);
+  hi.assign(channels, -INFINITY);
+  has.assign(channels, 0);
+  const float* data = x.data_ptr<float>();
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t c = 0; c < channels; ++c) {
+      float slice_lo = 0.0f;
+      float slice_hi = 0.0f;
+      if (finite_min_max(data + (o * channels + c) * inner, inner, &slice_lo, &slice_hi)) {
+        lo[c] = std::min(lo[c], slice_lo);
+        hi[c] = std::max(hi[c], slice_hi);
+        has[c] = 1;
+      }
+    }
+  }
+}
+
+// One observer step on one value, as torch and coremltools write it in float32.
+float update(ObserverType type, const FakeQuantizeOptions& options, float old_value,
+             float current, bool is_min) {
+  switch (type) {
+    case ObserverType::min_max:
+      return is_min ? std::min(current, old_value) : std::max(current, old_value);
+    case ObserverType::moving_average_min_max: {
+      const auto c = static_cast<float>(options.averaging_constant);
+      return old_value + c * (current - old_value);
+    }
+    case ObserverType::ema_min_max: {
+      const auto keep = static_cast<float>(options.ema_ratio);
+      const auto take = static_cast<float>(1.0 - options.ema_ratio);
+      return old_value * keep + current * take;
+    }
+  }
+  return current;
+}
+
+}  // namespace
+
+ObserverImpl::ObserverImpl(FakeQuantizeOptions options) : options_(options) { reset(); }
+
+void ObserverImpl::reset() {
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  if (options_.per_channel()) {
+    min_val = register_buffer("min_val", at::empty({0}, f32));
+    max_val = register_buffer("max_val", at::empty({0}, f32));
+  } else {
+    min_val = register_buffer("min_val", at::full({}, INFINITY, f32));
+    max_val = register_buffer("max_val", at::full({}, -INFINITY, f32));
+  }
+  eps = register_buffer("eps", at::full({1}, kQParamsEps, f32));
+}
+
+bool ObserverImpl::has_observed() const {
+  if (options_.per_channel()) return min_val.numel() > 0;
+  // torch's "never observed" marker: min = +inf and max = -inf.
+  return !(min_val.item<float>() == INFINITY && max_val.item<float>() == -INFINITY);
+}
+
+at::Tensor ObserverImpl::forward(const at::Tensor& input) {
+  if (input.numel() == 0) return input;
+  const at::NoGradGuard no_grad;
+  const at::Tensor x = input.detach().to(at::kFloat).contiguous();
+  const bool first = !has_observed();
+
+  if (!options_.per_channel()) {
+    float lo = 0.0f;
+    float hi = 0.0f;
+    if (!finite_min_max(x.data_ptr<float>(), x.numel(), &lo, &hi)) return input;
+    float* state_min = min_val.data_ptr<float>();
+    float* state_max = max_val.data_ptr<float>();
+    *state_min = first ? lo : update(options_.observer, options_, *state_min, lo, true);
+    *state_max = first ? hi : update(options_.observer, options_, *state_max, hi, false);
+    return input;
+  }
+
+  const int64_t axis = options_.ch_axis;
+  if (axis >= x.dim()) {
+    std::ostringstream message;
+    message << "per-channel observer on axis " << axis << " got a tensor of rank " << x.dim();
+    throw QuantError(message.str());
+  }
+  std::vector<float> lo, hi;
+  std::vector<char> has;
+  per_channel_min_max(x, axis, lo, hi, has);
+  const auto channels = static_cast<int64_t>(lo.size());
+  if (first) {
+    min_val.resize_({channels});
+    max_val.resize_({channels});
+  } else if (min_val.numel() != channels) {
+    std::ostringstream message;
+    message << "per-channel observer saw " << min_val.numel() << " channels before and "
+            << channels << " now (axis " << axis << ")";
+    throw QuantError(message.str());
+  }
+  float* state_min = min_val.data_ptr<float>();
+  float* state_max = max_val.data_ptr<float>();
+  for (int64_t c = 0; c < channels; ++c) {
+    if (!has[c]) {
+      // No finite value in this channel: keep its range, or start it at [0, 0].
+      if (first) state_min[c] = state_max[c] = 0.0f;
+      continue;
+    }
+    state_min[c] = first ? lo[c] : update(options_.observer, options_, state_min[c], lo[c], true);
+    state_max[c] = first ? hi[c] : update(options_.observer, options_, state_max[c], hi[c], false);
+  }
+  return input;
+}
+
+std::pair<at::Tensor, at::Tensor> ObserverImpl::calculate_qparams() const {
+  if (!has_observed()) {
+    warn("observer has not seen any data yet: using scale 1 and zero point 0 (" +
+         options_.describe() + ")");
+    return {at::ones({1}, at::kFloat), at::zeros({1}, at::kInt)};
+  }
+  const at::Tensor lo = min_val.reshape({-1}).contiguous();
+  const at::Tensor hi = max_val.reshape({-1}).contiguous();
+  const int64_t n = lo.numel();
+  at::Tensor scale = at::empty({n}, at::kFloat);
+  at::Tensor zero_point = at::empty({n}, at::kInt);
+  for (int64_t i = 0; i < n; ++i) {
+    const QParam q = compute_qparam(lo.data_ptr<float>()[i], hi.data_ptr<float>()[i],
+                                    options_.range, options_.scheme);
+    scale.data_ptr<float>()[i] = q.scale;
+    zero_point.data_ptr<int32_t>()[i] = q.zero_point;
+  }
+  return {scale, zero_point};
+}
+
+}  // namespace linquant
