@@ -11,8 +11,9 @@ FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options) : options_(optio
 void FakeQuantizeImpl::reset() {
   fake_quant_enabled = register_buffer("fake_quant_enabled", at::ones({1}, at::kByte));
   observer_enabled = register_buffer("observer_enabled", at::ones({1}, at::kByte));
-  scale = register_buffer("scale", at::ones({1}, at::kFloat));
-  zero_point = register_buffer("zero_point", at::zeros({1}, at::kInt));
+  const QParam initial = options_.fixed_qparams.value_or(QParam{});
+  scale = register_buffer("scale", at::full({1}, initial.scale, at::kFloat));
+  zero_point = register_buffer("zero_point", at::full({1}, initial.zero_point, at::kInt));
   activation_post_process = register_module("activation_post_process", Observer(options_));
 }
 
@@ -28,7 +29,7 @@ std::pair<at::Tensor, at::Tensor> FakeQuantizeImpl::calculate_qparams() const {
 }
 
 at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
-  if (is_observer_enabled()) {
+  if (is_observer_enabled() && !options_.fixed_qparams) {
     activation_post_process->forward(x);
     auto [new_scale, new_zero_point] = calculate_qparams();
     const at::NoGradGuard no_grad;

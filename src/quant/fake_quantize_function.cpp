@@ -77,7 +77,8 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
       }
       int64_t outer = 1;
       for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
-      const int64_t inner = channels == 0 ? 0 : x.numel() / (outer * channels);
+      int64_t inner = 1;
+      for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.size(d);
       const int64_t rows = outer * channels;
       at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)),
                        [&](int64_t begin, int64_t end) {

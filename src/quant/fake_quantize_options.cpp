@@ -14,7 +14,11 @@ std::string FakeQuantizeOptions::describe() const {
   } else {
     text << "per tensor";
   }
-  text << ", " << to_string(observer);
+  if (fixed_qparams) {
+    text << ", fixed scale " << fixed_qparams->scale << " zero point " << fixed_qparams->zero_point;
+  } else {
+    text << ", " << to_string(observer);
+  }
   return text.str();
 }
 

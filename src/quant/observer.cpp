@@ -21,7 +21,8 @@ void per_channel_min_max(const at::Tensor& x, int64_t axis, std::vector<float>& 
   const int64_t channels = x.size(axis);
   int64_t outer = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
-  const int64_t inner = x.numel() / std::max<int64_t>(outer * channels, 1);
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.size(d);
   lo.assign(channels, INFINITY);
   hi.assign(channels, -INFINITY);
   has.assign(channels, 0);

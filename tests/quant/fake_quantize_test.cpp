@@ -158,3 +158,20 @@ TEST(FakeQuantize, BufferNamesMatchPyTorch) {
 
 }  // namespace
 }  // namespace linquant
+
+namespace linquant {
+namespace {
+
+// Sigmoid's fixed range: scale 1/256, zero point 0 on quint8, whatever the data.
+TEST(FakeQuantize, FixedQParamsIgnoreTheData) {
+  FakeQuantizeOptions options;
+  options.fixed_qparams = QParam{1.0f / 256.0f, 0};
+  FakeQuantize fq(options);
+  const at::Tensor y = fq->forward(at::tensor({0.5f, 2.0f, -1.0f, 0.00390625f}));
+  EXPECT_EQ(fq->scale.item<float>(), 1.0f / 256.0f);
+  EXPECT_TRUE(y.equal(at::tensor({0.5f, 255.0f / 256.0f, 0.0f, 0.00390625f})));
+  EXPECT_FALSE(fq->activation_post_process->has_observed());
+}
+
+}  // namespace
+}  // namespace linquant

@@ -24,4 +24,10 @@ class QuantError : public Error {
   using Error::Error;
 };
 
+// A data set that cannot be read (missing, truncated, wrong format).
+class DataError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace linquant

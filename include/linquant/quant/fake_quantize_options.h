@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "linquant/config/enums.h"
+#include "linquant/quant/qparams.h"
 #include "linquant/quant/quant_range.h"
 
 namespace linquant {
@@ -18,6 +20,10 @@ struct FakeQuantizeOptions {
   // factor is rounded to float32 when it meets the float32 state.
   double averaging_constant = 0.01;    // moving_average_min_max: m += c * (cur - m)
   double ema_ratio = 0.9;              // ema_min_max: m = r * m + (1 - r) * cur
+
+  // Set for ops whose output range is known (sigmoid, tanh, softmax): the observer is
+  // never consulted and scale/zero point stay at these values.
+  std::optional<QParam> fixed_qparams;
 
   bool per_channel() const { return ch_axis >= 0; }
   // "symmetric quint8 [0, 255] per tensor, moving_average_min_max"
