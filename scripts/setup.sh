@@ -31,7 +31,11 @@ venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-if ! "$venv/bin/python" -c 'import coremltools' 2>/dev/null; then
+# Reinstall whenever requirements.txt changes (a stamp holds the hash it was installed from).
+wanted=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$wanted" ]; then
+  echo "setup: installing Python packages into $venv: $(tr '\n' ' ' < scripts/requirements.txt)"
   "$venv/bin/pip" install -q --disable-pip-version-check -r scripts/requirements.txt
+  echo "$wanted" > "$venv/.requirements.sha256"
 fi
 echo "setup: done"
