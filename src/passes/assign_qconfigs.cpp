@@ -1,0 +1,43 @@
+// Which config each node gets. Functional ops are looked up by the names coremltools
+// accepts for functions ("torch.add", "operator.add", "F.relu", ...), inside the scope
+// of the module that calls them, so a module-name config covers its functional ops too.
+#include "linquant/passes/passes.h"
+#include "op_rules.h"
+
+namespace linquant::passes {
+namespace {
+
+// The aliases a user may write for a functional op in module_type_configs.
+std::vector<std::string> functional_type_names(const ir::Node& node) {
+  std::string base = ir::to_string(node.op);
+  if (node.op == ir::Op::max_pool || node.op == ir::Op::avg_pool ||
+      node.op == ir::Op::adaptive_avg_pool) {
+    base += std::to_string(node.attrs.i("spatial_dims", 2)) + "d";
+  }
+  return {"torch." + base, "operator." + base, "torch.nn.functional." + base, "F." + base, base};
+}
+
+std::string type_key(const ir::Node& node, const LinearQuantizerConfig& config) {
+  if (!node.scope.functional) return node.scope.module_type;
+  for (const std::string& name : functional_type_names(node)) {
+    if (config.config_for_type(name)) return name;
+  }
+  return "";
+}
+
+bool is_quantizable(const ir::Node& node) {
+  return is_weighted(node) || output_rule(node) != ir::OutputQuantization::not_quantized;
+}
+
+}  // namespace
+
+QConfigTable assign_qconfigs(const ir::Graph& graph, const LinearQuantizerConfig& config) {
+  QConfigTable table;
+  for (const ir::Node& node : graph.nodes()) {
+    if (!is_quantizable(node)) continue;
+    table[node.name] = config.config_for_module(node.scope.module_name, type_key(node, config));
+  }
+  return table;
+}
+
+}  // namespace linquant::passes
