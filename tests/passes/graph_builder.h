@@ -42,7 +42,7 @@ class GraphBuilder {
     node.attrs.set("weight", tensor(module + ".weight", {4}, true));
     node.attrs.set("bias", tensor(module + ".bias", {4}, true));
     node.attrs.set("running_mean", tensor(module + ".running_mean", {4}, false));
-    node.attrs.set("running_var", tensor(module + ".running_var", {4}, false));
+    node.attrs.set("running_var", tensor(module + ".running_var", {4}, false, /*positive=*/true));
     node.attrs.set("eps", 1e-5);
     node.attrs.set("momentum", 0.1);
     return add(node);
@@ -116,8 +116,9 @@ class GraphBuilder {
       default: break;
     }
   }
-  std::string tensor(const std::string& name, std::vector<int64_t> shape, bool parameter) {
-    graph_.add_tensor(name, at::randn(shape), parameter);
+  std::string tensor(const std::string& name, std::vector<int64_t> shape, bool parameter,
+                     bool positive = false) {
+    graph_.add_tensor(name, positive ? at::rand(shape) + 0.5 : at::randn(shape), parameter);
     return name;
   }
   ir::ValueId add(ir::Node node) {

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -55,6 +56,9 @@ struct QuantizerSpec {
   bool is_weight = false;
 };
 
+// The callable behind a float_module node: the kept submodule's forward, inputs to outputs.
+using FloatModuleFn = std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>&)>;
+
 class Graph {
  public:
   ValueId add_input(const std::string& name);
@@ -87,6 +91,7 @@ class Graph {
   // Model tensors.
   void add_tensor(const std::string& name, at::Tensor tensor, bool is_parameter);
   bool has_tensor(const std::string& name) const { return tensors_.count(name) != 0; }
+  void remove_tensor(const std::string& name) { tensors_.erase(name); }
   const GraphTensor& tensor(const std::string& name) const;
   const std::map<std::string, GraphTensor>& tensors() const { return tensors_; }
 
@@ -95,6 +100,12 @@ class Graph {
   void remove_quantizer(const std::string& name) { quantizers_.erase(name); }
   const std::map<std::string, QuantizerSpec>& quantizers() const { return quantizers_; }
   std::map<std::string, QuantizerSpec>& quantizers() { return quantizers_; }
+
+  // Callables of float_module nodes, by the node's `module` attribute.
+  void add_float_module(const std::string& name, FloatModuleFn fn) {
+    float_modules_[name] = std::move(fn);
+  }
+  const std::map<std::string, FloatModuleFn>& float_modules() const { return float_modules_; }
 
   // A fresh node name derived from `base` ("add" -> "add", "add_1", ...).
   std::string unique_node_name(const std::string& base) const;
@@ -108,6 +119,7 @@ class Graph {
   std::vector<ValueId> outputs_;
   std::map<std::string, GraphTensor> tensors_;
   std::map<std::string, QuantizerSpec> quantizers_;
+  std::map<std::string, FloatModuleFn> float_modules_;
 };
 
 // Human-readable listing, one node a line:

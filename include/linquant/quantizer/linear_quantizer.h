@@ -1,0 +1,77 @@
+// LinearQuantizer: coremltools' quantization-aware training flow for LibTorch models.
+// prepare() captures and rewrites the model into a GraphModule with fake quantizers,
+// step() walks the four milestones, report() lists every quantizer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "linquant/config/linear_quantizer_config.h"
+#include "linquant/ir/graph.h"
+#include "linquant/quantizer/report.h"
+#include "linquant/runtime/graph_module.h"
+
+namespace torch::nn {
+class Sequential;
+}  // namespace torch::nn
+namespace torch::jit {
+struct Module;
+}  // namespace torch::jit
+
+namespace linquant {
+
+class LinearQuantizer {
+ public:
+  // The model is captured right away (errors about unsupported ops surface here); the
+  // config is validated and kept.
+  LinearQuantizer(torch::nn::Sequential model, LinearQuantizerConfig config = {});
+  LinearQuantizer(const torch::jit::Module& model, LinearQuantizerConfig config = {});
+  // From an already captured float graph.
+  LinearQuantizer(ir::Graph graph, LinearQuantizerConfig config = {});
+
+  // Fuses, places fake quantizers and returns the prepared model, which by default uses the
+  // model's own parameter and buffer tensors (an optimizer made on the model keeps training
+  // it). inplace = false works on copies and leaves the model untouched. The example inputs
+  // run once to check the graph and record shapes. With milestones, every observer and
+  // fake quantizer starts switched off. A second call warns and returns the prepared model.
+  GraphModule prepare(const std::vector<at::Tensor>& example_inputs, bool inplace = true);
+
+  // Milestones [m0, m1, m2, m3]: at call m0 observers go on, at m1 fake quantization goes
+  // on, at m2 observers go off, at m3 BatchNorm statistics freeze; several may fire in one
+  // call. Without milestones, or before prepare() (with a warning), it does nothing.
+  void step();
+
+  // One row per activation quantizer (in graph order) and per weight quantizer. Computing a
+  // weight's error does not update its observer.
+  Report report() const;
+
+  // The reference-quantized model (reference section 5): BatchNorm folded into its conv or
+  // linear, each weight quantizer called once more on the folded weight (its observer
+  // updates if still on), weights snapped exactly onto their integer grid, and every
+  // activation quantizer frozen into a quantize_dequantize node with the qparams of its
+  // observer. Weighted nodes carry the compression metadata the exporters read:
+  // `weight_scale` and `weight_zero_point` (tensor names), `weight_axis` (-1 per tensor),
+  // `weight_quant_min`, `weight_quant_max`, `weight_bits`. The result is in eval() mode and
+  // owns copies of every tensor unless `inplace`, in which case tensors that finalize does
+  // not change stay shared with the prepared model. `model` defaults to the prepared one.
+  GraphModule finalize(GraphModule model = nullptr, bool inplace = false);
+
+  bool is_prepared() const { return static_cast<bool>(prepared_); }
+  GraphModule model() const;
+  int64_t step_count() const { return step_count_; }
+  const LinearQuantizerConfig& config() const { return config_; }
+
+ private:
+  void set_all_observers(bool on);
+  void set_all_fake_quants(bool on);
+
+  LinearQuantizerConfig config_;
+  ir::Graph float_graph_;
+  GraphModule prepared_{nullptr};
+  std::optional<Milestones> milestones_;
+  int64_t step_count_ = 0;
+};
+
+}  // namespace linquant

@@ -1,0 +1,30 @@
+// Folding a fused BatchNorm into its conv/linear weights (reference 4.3): shared by the QAT
+// forward, which scales the weight before fake quantization, and by finalize(), which folds.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "linquant/ir/graph.h"
+
+namespace linquant::runtime {
+
+// weight * factor with the factor running along the weight's output channels: axis 0 for
+// conv and linear weights, axis 1 within each group for transposed-conv weights
+// [in, out / groups, k...].
+at::Tensor scale_output_channels(const ir::Node& node, const at::Tensor& weight,
+                                 const at::Tensor& factor);
+
+// gamma / sqrt(running_var + eps) of a node with bn_* attributes (gamma = 1 without affine),
+// as the QAT forward computes it (differentiable in gamma).
+at::Tensor batch_norm_factor(const ir::Graph& graph, const ir::Node& node);
+
+struct FoldedWeights {
+  at::Tensor weight;  // W * factor
+  at::Tensor bias;    // (b - running_mean) * factor + beta, b = 0 without a conv bias
+};
+
+// The inference-time weights of a node with a fused BatchNorm (running statistics), in the
+// operation order of torch's fuse_conv_bn_weights (rsqrt of the variance).
+FoldedWeights fold_batch_norm(const ir::Graph& graph, const ir::Node& node);
+
+}  // namespace linquant::runtime

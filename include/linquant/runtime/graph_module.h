@@ -1,0 +1,69 @@
+// GraphModule: a torch::nn::Module that runs a linquant graph (float or prepared) with ATen
+// ops under autograd. The model's own tensors, the fake quantizers and the BatchNorm freeze
+// flags are registered under their qualified names, so parameters(), named_buffers(), any
+// optimizer made on the original model, and torch::save / torch::load all see one state.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "linquant/ir/graph.h"
+#include "linquant/quant/fake_quantize.h"
+
+namespace linquant {
+
+class GraphModuleImpl : public torch::nn::Module {
+ public:
+  // Verifies the graph, then registers its tensors (the same TensorImpls, not copies), one
+  // FakeQuantize per entry of graph.quantizers(), and a `freeze_bn` flag for every weighted
+  // node with a fused BatchNorm. Throws linquant::Error if the graph cannot be run.
+  explicit GraphModuleImpl(ir::Graph graph);
+
+  // One input and one output; throws linquant::Error for graphs of another arity.
+  at::Tensor forward(const at::Tensor& input);
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs);
+
+  const ir::Graph& graph() const { return graph_; }
+
+  // Throws linquant::Error if the graph has no quantizer of that name.
+  FakeQuantize quantizer(const std::string& name) const;
+  // In name order.
+  std::vector<std::pair<std::string, FakeQuantize>> quantizers() const;
+
+  // Fused BatchNorm from now on normalizes with (and stops updating) running statistics,
+  // also in training mode: coremltools' milestone 3. Saved with the module state.
+  void freeze_bn_stats();
+  // For a weighted node with fused BatchNorm; throws linquant::Error for any other node.
+  bool is_bn_frozen(const std::string& node_name) const;
+
+  // Runs the graph once without gradients and without touching module state (observers,
+  // BatchNorm statistics, flags) and stores every value's shape in graph().value(id).shape.
+  // Callables of float_module nodes are opaque and do run once.
+  void record_shapes(const std::vector<at::Tensor>& example_inputs);
+
+ private:
+  // The module standing for a qualified module name, created on first use ("" is this one).
+  torch::nn::Module& holder(const std::string& module_name);
+  void register_tensors();
+  void register_quantizers();
+  void register_freeze_flags();
+  void check_runnable() const;
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, bool record_only);
+
+  ir::Graph graph_;
+  // Qualified module name -> the plain module standing for it.
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> holders_;
+  std::map<std::string, std::string> module_types_;
+  std::map<std::string, FakeQuantize> quantizers_;
+  // Node name -> the freeze_bn buffer of its module (nodes of one module share it).
+  std::map<std::string, at::Tensor> freeze_bn_;
+};
+TORCH_MODULE(GraphModule);
+
+}  // namespace linquant

@@ -1,0 +1,111 @@
+// The LinearQuantizer flow: capture -> passes -> GraphModule, then the milestone schedule.
+#include "linquant/quantizer/linear_quantizer.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/script.h>
+
+#include <set>
+
+#include "linquant/common/error.h"
+#include "linquant/common/warning.h"
+#include "linquant/frontend/capture.h"
+#include "linquant/passes/passes.h"
+
+namespace linquant {
+namespace {
+
+frontend::CaptureOptions capture_options(const LinearQuantizerConfig& config) {
+  return {config.non_traceable_module_names};
+}
+
+// coremltools logs names in module_name_configs that match no submodule; so do we, since
+// a typo there silently quantizes the module with the default config.
+void warn_about_unknown_names(const ir::Graph& graph, const LinearQuantizerConfig& config) {
+  std::set<std::string> modules;
+  for (const ir::Node& node : graph.nodes()) {
+    std::string name = node.scope.module_name;
+    while (!name.empty()) {
+      modules.insert(name);
+      const auto dot = name.rfind('.');
+      name = dot == std::string::npos ? "" : name.substr(0, dot);
+    }
+  }
+  for (const auto& [name, unused] : config.module_name_configs) {
+    if (!modules.count(name)) {
+      warn("module_name_configs[\"" + name + "\"] matches no submodule of the model; it has no effect");
+    }
+  }
+}
+
+// Copies every tensor of the graph (prepare with inplace = false).
+void detach_tensors(ir::Graph& graph) {
+  for (const auto& [name, entry] : graph.tensors()) {
+    at::Tensor clone = entry.tensor.detach().clone();
+    if (entry.tensor.requires_grad()) clone.set_requires_grad(true);
+    graph.add_tensor(name, clone, entry.is_parameter);
+  }
+}
+
+}  // namespace
+
+LinearQuantizer::LinearQuantizer(torch::nn::Sequential model, LinearQuantizerConfig config)
+    : LinearQuantizer(frontend::capture(std::move(model), capture_options(config)), config) {}
+
+LinearQuantizer::LinearQuantizer(const torch::jit::Module& model, LinearQuantizerConfig config)
+    : LinearQuantizer(frontend::capture(model, capture_options(config)), config) {}
+
+LinearQuantizer::LinearQuantizer(ir::Graph graph, LinearQuantizerConfig config)
+    : config_(std::move(config)), float_graph_(std::move(graph)) {
+  config_.validate();
+  milestones_ = config_.milestones();
+}
+
+GraphModule LinearQuantizer::prepare(const std::vector<at::Tensor>& example_inputs, bool inplace) {
+  if (prepared_) {
+    warn("prepare() was already called: returning the prepared model unchanged");
+    return prepared_;
+  }
+  ir::Graph graph = float_graph_;
+  if (!inplace) detach_tensors(graph);
+  warn_about_unknown_names(graph, config_);
+  passes::prepare_graph(graph, config_);
+  GraphModule module(std::move(graph));
+  module->train();
+  module->record_shapes(example_inputs);
+  prepared_ = module;
+  if (milestones_) {
+    set_all_observers(false);
+    set_all_fake_quants(false);
+  }
+  return prepared_;
+}
+
+void LinearQuantizer::step() {
+  if (!prepared_) {
+    warn("step() called before prepare(): nothing to do");
+    return;
+  }
+  if (!milestones_) return;
+  const Milestones& m = *milestones_;
+  if (step_count_ == m[0]) set_all_observers(true);
+  if (step_count_ == m[1]) set_all_fake_quants(true);
+  if (step_count_ == m[2]) set_all_observers(false);
+  if (step_count_ == m[3]) prepared_->freeze_bn_stats();
+  ++step_count_;
+}
+
+GraphModule LinearQuantizer::model() const {
+  if (!prepared_) throw Error("the model is not prepared yet: call prepare() first");
+  return prepared_;
+}
+
+void LinearQuantizer::set_all_observers(bool on) {
+  for (auto& [name, fq] : prepared_->quantizers()) fq->enable_observer(on);
+}
+
+void LinearQuantizer::set_all_fake_quants(bool on) {
+  for (auto& [name, fq] : prepared_->quantizers()) fq->enable_fake_quant(on);
+}
+
+}  // namespace linquant

@@ -1,0 +1,37 @@
+// BatchNorm as torch::nn::BatchNorm*d computes it, shared by standalone batch_norm nodes and
+// the BatchNorm fused into conv/linear: the same statistics update and batch counting, so a
+// graph trains its running statistics exactly like the captured module would.
+#include <ATen/ATen.h>
+
+#include "run_context.h"
+
+namespace linquant::runtime {
+
+at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats) {
+  // torch's momentum=None is a cumulative average; without a batch counter it is 0, as in
+  // torch::nn::BatchNorm.
+  double factor = state.momentum < 0.0 ? 0.0 : state.momentum;
+  if (use_batch_stats && state.num_batches_tracked.defined()) {
+    const at::NoGradGuard no_grad;
+    state.num_batches_tracked.add_(1);
+    if (state.momentum < 0.0) factor = 1.0 / state.num_batches_tracked.item<double>();
+  }
+  return at::batch_norm(x, state.weight, state.bias, state.running_mean, state.running_var,
+                        use_batch_stats, factor, state.eps, /*cudnn_enabled=*/true);
+}
+
+at::Tensor run_batch_norm(const ir::Node& node, const at::Tensor& x, const RunContext& context) {
+  BatchNormState state;
+  state.weight = context.optional_tensor(node, "weight");
+  state.bias = context.optional_tensor(node, "bias");
+  state.running_mean = context.tensor(node, "running_mean");
+  state.running_var = context.tensor(node, "running_var");
+  state.num_batches_tracked = context.optional_tensor(node, "num_batches_tracked");
+  state.eps = node.attrs.f("eps");
+  state.momentum = node.attrs.f("momentum", -1.0);
+  // Only fused BatchNorm has a freeze flag: coremltools' freeze_bn_stats reaches the QAT
+  // ConvBn modules, never a standalone BatchNorm.
+  return batch_norm(x, state, context.training && !context.record_only);
+}
+
+}  // namespace linquant::runtime

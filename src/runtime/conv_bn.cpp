@@ -1,0 +1,61 @@
+// Weighted op with a fused BatchNorm in QAT form, as torch's _ConvBnNd._forward_approximate
+// (and LinearBn1d, coremltools' ConvTransposeBn) compute it: the weight fake-quantizer sees
+// W * gamma / sqrt(running_var + eps); the factor is divided back out of the output, the conv
+// bias added, and BatchNorm applied with batch statistics until frozen. Once BatchNorm uses
+// running statistics the result equals the folded conv(x, fq(W')) + b' of inference.
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "linquant/common/error.h"
+#include "linquant/runtime/batch_norm_folding.h"
+#include "run_context.h"
+
+namespace linquant::runtime {
+namespace {
+
+// [1, C, 1, ...] for broadcasting a per-channel vector on an output with channels on axis 1.
+std::vector<int64_t> channel_shape(const at::Tensor& y) {
+  std::vector<int64_t> shape(static_cast<size_t>(y.dim()), 1);
+  shape[1] = -1;
+  return shape;
+}
+
+}  // namespace
+
+bool has_fused_batch_norm(const ir::Node& node) {
+  return node.attrs.has("bn_running_mean") || node.attrs.has("bn_running_var");
+}
+
+at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunContext& context) {
+  const at::Tensor& weight = context.tensor(node, "weight");
+  const at::Tensor bias = context.optional_tensor(node, "bias");
+  BatchNormState bn;
+  bn.weight = context.optional_tensor(node, "bn_weight");
+  bn.bias = context.optional_tensor(node, "bn_bias");
+  bn.running_mean = context.tensor(node, "bn_running_mean");
+  bn.running_var = context.tensor(node, "bn_running_var");
+  bn.num_batches_tracked = context.optional_tensor(node, "bn_num_batches_tracked");
+  bn.eps = node.attrs.f("bn_eps");
+  bn.momentum = node.attrs.f("bn_momentum", -1.0);
+
+  // gamma / sqrt(running_var + eps), shared with finalize()'s folding.
+  const at::Tensor scale_factor = batch_norm_factor(context.graph, node);
+  const at::Tensor quantized_weight =
+      quantize_weight(node, scale_output_channels(node, weight, scale_factor), context);
+  // The conv bias is added after the factor is divided out, as in torch; the zero bias keeps
+  // the kernel call the same as torch's.
+  const at::Tensor zero_bias = at::zeros({scale_factor.numel()}, x.options());
+  at::Tensor y = apply_weighted(node, x, quantized_weight, zero_bias);
+  if (node.op == ir::Op::linear && y.dim() != 2) {
+    throw Error("linear with fused BatchNorm needs a [batch, features] output, got " +
+                std::to_string(y.dim()) + " dimensions");
+  }
+  y = y / scale_factor.reshape(channel_shape(y));
+  if (bias.defined()) y = y + bias.reshape(channel_shape(y));
+
+  const bool frozen = context.freeze_bn.at(node.name).item<uint8_t>() != 0;
+  return batch_norm(y, bn, context.training && !frozen && !context.record_only);
+}
+
+}  // namespace linquant::runtime

@@ -1,0 +1,177 @@
+// The interpreter: runs a graph's nodes in order on a table of values, dispatching each node
+// to its kernel family, calling quantizer modules and float_module callables, freeing values
+// after their last use, and turning every failure into a linquant::Error naming the node.
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "linquant/common/error.h"
+#include "run_context.h"
+
+namespace linquant::runtime {
+namespace {
+
+std::string node_prefix(const ir::Node& node) {
+  return "node '" + node.name + "' (" + ir::to_string(node.op) + "): ";
+}
+
+// Runs f, rethrowing anything it throws as a linquant::Error that names the node.
+template <typename F>
+auto for_node(const ir::Node& node, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const c10::Error& e) {
+    throw Error(node_prefix(node) + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Error(node_prefix(node) + e.what());
+  }
+}
+
+std::vector<at::Tensor> call_float_module(const ir::Node& node,
+                                          const std::vector<at::Tensor>& inputs,
+                                          const RunContext& context) {
+  const std::string& name = node.attrs.s("module");
+  const auto it = context.graph.float_modules().find(name);
+  if (it == context.graph.float_modules().end()) {
+    throw Error("no callable is registered for float module '" + name + "'");
+  }
+  return it->second(inputs);
+}
+
+}  // namespace
+
+const at::Tensor& RunContext::tensor(const ir::Node& node, const std::string& key) const {
+  const std::string& name = node.attrs.s(key);
+  if (!graph.has_tensor(name)) {
+    throw Error("attribute '" + key + "' names the unknown tensor '" + name + "'");
+  }
+  return graph.tensor(name).tensor;
+}
+
+at::Tensor RunContext::optional_tensor(const ir::Node& node, const std::string& key) const {
+  return node.attrs.has(key) ? tensor(node, key) : at::Tensor();
+}
+
+FakeQuantize RunContext::quantizer(const ir::Node& node, const std::string& key) const {
+  const std::string& name = node.attrs.s(key);
+  const auto it = quantizers.find(name);
+  if (it == quantizers.end()) {
+    throw Error("attribute '" + key + "' names the unknown quantizer '" + name + "'");
+  }
+  return it->second;
+}
+
+void check_node(const ir::Node& node, const RunContext& context) {
+  for_node(node, [&] {
+    for (const char* key : {"weight", "bias", "running_mean", "running_var",
+                            "num_batches_tracked", "bn_weight", "bn_bias", "bn_running_mean",
+                            "bn_running_var", "bn_num_batches_tracked"}) {
+      context.optional_tensor(node, key);
+    }
+    for (const char* key : {"quantizer", "weight_quantizer"}) {
+      if (node.attrs.has(key)) context.quantizer(node, key);
+    }
+    if (has_fused_batch_norm(node)) {
+      if (!ir::op_info(node.op).weighted) throw Error("only weighted ops can fuse BatchNorm");
+      context.tensor(node, "bn_running_mean");
+      context.tensor(node, "bn_running_var");
+      node.attrs.f("bn_eps");
+    }
+    if (node.op == ir::Op::float_module &&
+        !context.graph.float_modules().count(node.attrs.s("module"))) {
+      throw Error("no callable is registered for float module '" + node.attrs.s("module") +
+                  "' (ir::Graph::add_float_module)");
+    }
+    if (node.op != ir::Op::float_module && node.outputs.size() != 1) {
+      throw Error("has " + std::to_string(node.outputs.size()) + " outputs, expected 1");
+    }
+  });
+}
+
+std::vector<at::Tensor> run_node(const ir::Node& node, const std::vector<at::Tensor>& inputs,
+                                 const RunContext& context) {
+  return for_node(node, [&]() -> std::vector<at::Tensor> {
+    switch (node.op) {
+      case ir::Op::conv:
+      case ir::Op::conv_transpose:
+      case ir::Op::linear: return {run_weighted(node, inputs.at(0), context)};
+      case ir::Op::batch_norm: return {run_batch_norm(node, inputs.at(0), context)};
+      case ir::Op::fake_quantize:
+        // Shape recording must not move observers.
+        if (context.record_only) return {inputs.at(0)};
+        return {context.quantizer(node, "quantizer")->forward(inputs.at(0))};
+      case ir::Op::float_module: {
+        std::vector<at::Tensor> outputs = call_float_module(node, inputs, context);
+        if (outputs.size() != node.outputs.size()) {
+          throw Error("the float module returned " + std::to_string(outputs.size()) +
+                      " tensors for " + std::to_string(node.outputs.size()) + " outputs");
+        }
+        return outputs;
+      }
+      default: return {run_stateless_op(node, inputs, context)};
+    }
+  });
+}
+
+std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
+                                  const RunContext& context,
+                                  std::vector<std::vector<int64_t>>* shapes) {
+  const ir::Graph& graph = context.graph;
+  if (inputs.size() != graph.inputs().size()) {
+    std::string names;
+    for (ir::ValueId id : graph.inputs()) {
+      names += (names.empty() ? "%" : ", %") + graph.value(id).name;
+    }
+    throw Error("the graph takes " + std::to_string(graph.inputs().size()) + " inputs (" +
+                names + "), got " + std::to_string(inputs.size()));
+  }
+  const auto& nodes = graph.nodes();
+  // Index of the last node reading each value; graph outputs are kept to the end.
+  constexpr size_t kKeep = std::numeric_limits<size_t>::max();
+  std::vector<size_t> last_use(graph.num_values(), 0);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    for (ir::ValueId id : nodes[n].inputs) last_use[static_cast<size_t>(id)] = n;
+  }
+  for (ir::ValueId id : graph.outputs()) last_use[static_cast<size_t>(id)] = kKeep;
+
+  std::vector<at::Tensor> values(graph.num_values());
+  if (shapes) shapes->assign(graph.num_values(), {});
+  auto store = [&](ir::ValueId id, at::Tensor tensor) {
+    if (shapes) (*shapes)[static_cast<size_t>(id)] = tensor.sizes().vec();
+    values[static_cast<size_t>(id)] = std::move(tensor);
+  };
+  for (size_t k = 0; k < inputs.size(); ++k) store(graph.inputs()[k], inputs[k]);
+
+  std::vector<at::Tensor> node_inputs;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const ir::Node& node = nodes[n];
+    node_inputs.clear();
+    for (ir::ValueId id : node.inputs) {
+      const at::Tensor& value = values[static_cast<size_t>(id)];
+      if (!value.defined()) {
+        throw Error(node_prefix(node) + "reads %" + graph.value(id).name + ", which has no value");
+      }
+      node_inputs.push_back(value);
+    }
+    std::vector<at::Tensor> outputs = run_node(node, node_inputs, context);
+    for (size_t k = 0; k < node.outputs.size(); ++k) store(node.outputs[k], std::move(outputs[k]));
+    // Dropping dead values early lets autograd's saved tensors be the only references.
+    for (ir::ValueId id : node.inputs) {
+      if (last_use[static_cast<size_t>(id)] == n) values[static_cast<size_t>(id)].reset();
+    }
+  }
+  node_inputs.clear();
+
+  std::vector<at::Tensor> results;
+  for (ir::ValueId id : graph.outputs()) {
+    const at::Tensor& value = values[static_cast<size_t>(id)];
+    if (!value.defined()) throw Error("graph output %" + graph.value(id).name + " has no value");
+    results.push_back(value);
+  }
+  return results;
+}
+
+}  // namespace linquant::runtime

@@ -1,0 +1,79 @@
+// What the interpreter and the op kernels share while running one graph: the model tensors,
+// the quantizer modules, the BatchNorm freeze flags and the mode; plus the kernel entry
+// points, one family per file.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "linquant/ir/graph.h"
+#include "linquant/quant/fake_quantize.h"
+
+namespace linquant::runtime {
+
+struct RunContext {
+  const ir::Graph& graph;
+  const std::map<std::string, FakeQuantize>& quantizers;
+  const std::map<std::string, at::Tensor>& freeze_bn;  // by node name
+  bool training = false;
+  // Shape recording: quantizers, BatchNorm statistics and dropout are left alone so that the
+  // run changes no state.
+  bool record_only = false;
+
+  // The model tensor named by attribute `key` of `node`; throws linquant::Error naming both.
+  const at::Tensor& tensor(const ir::Node& node, const std::string& key) const;
+  // Undefined when the attribute is absent (optional bias, affine=False BatchNorm).
+  at::Tensor optional_tensor(const ir::Node& node, const std::string& key) const;
+  // The quantizer module named by attribute `key` of `node`.
+  FakeQuantize quantizer(const ir::Node& node, const std::string& key) const;
+};
+
+// Checks, before any run, that the tensors, quantizers and callables a node names exist.
+void check_node(const ir::Node& node, const RunContext& context);
+
+// Runs one node; throws linquant::Error naming the node for anything it cannot run.
+std::vector<at::Tensor> run_node(const ir::Node& node, const std::vector<at::Tensor>& inputs,
+                                 const RunContext& context);
+
+// Runs the whole graph. With `shapes`, also stores the shape of every value by id.
+std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
+                                  const RunContext& context,
+                                  std::vector<std::vector<int64_t>>* shapes = nullptr);
+
+// Stateless ATen ops (activations, pooling, shape, elementwise, layer_norm,
+// quantize_dequantize): op_kernels.cpp.
+at::Tensor run_stateless_op(const ir::Node& node, const std::vector<at::Tensor>& inputs,
+                            const RunContext& context);
+
+// conv, conv_transpose and linear, with an optional weight quantizer and optional fused
+// BatchNorm: weighted_ops.cpp and conv_bn.cpp.
+at::Tensor run_weighted(const ir::Node& node, const at::Tensor& x, const RunContext& context);
+at::Tensor apply_weighted(const ir::Node& node, const at::Tensor& x, const at::Tensor& weight,
+                          const at::Tensor& bias);
+at::Tensor quantize_weight(const ir::Node& node, const at::Tensor& weight,
+                           const RunContext& context);
+// A weighted node carrying the bn_* attributes of a fused BatchNorm.
+bool has_fused_batch_norm(const ir::Node& node);
+at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunContext& context);
+
+// BatchNorm as torch::nn::BatchNorm*d runs it: batch statistics update the running ones
+// (and count batches) when `use_batch_stats`; batch_norm.cpp.
+struct BatchNormState {
+  at::Tensor weight;  // undefined without affine parameters
+  at::Tensor bias;
+  at::Tensor running_mean;
+  at::Tensor running_var;
+  at::Tensor num_batches_tracked;  // undefined when not tracked
+  double eps = 1e-5;
+  // Negative: torch's momentum=None, a cumulative average over num_batches_tracked.
+  double momentum = 0.1;
+};
+at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats);
+// A standalone batch_norm node.
+at::Tensor run_batch_norm(const ir::Node& node, const at::Tensor& x, const RunContext& context);
+
+}  // namespace linquant::runtime

@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""Writes the TorchScript models the frontend tests capture, with Python's own facts about each.
+
+Usage: make_torchscript_models.py OUTPUT_DIR
+
+For every model NAME it writes
+  NAME.pt       the TorchScript module (torch.jit.save)
+  NAME.io.pt    torch.save({"input": ..., "output": ...}): an example input and the output of the
+                Python model in eval() mode on it (a tuple output is saved as a list)
+  NAME.json     {"training": bool, "input_shapes": [...], "parameters": [names],
+                 "buffers": [names], "modules": [[qualified name, type(m).__name__], ...]}
+                from the Python model's named_parameters / named_buffers / named_modules.
+
+Tracing mode is recorded in "training": models traced in train() mode keep training=True
+constants in their graph (aten::batch_norm(..., training=True), aten::dropout(..., train=True))
+and the num_batches_tracked.add_(1) update; the saved output is still the eval() output.
+The directory holds a stamp with this script's hash, so a second run with an unchanged script
+does nothing (ctest runs it as a fixture before every frontend test run).
+"""
+import hashlib
+import json
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+# Small images keep the tests fast; every model here is fully convolutional up to its
+# adaptive pooling, so the graph is the same as at 224x224.
+IMAGE_SIZE = 64
+
+
+class TutorialNet(nn.Module):
+    """The coremltools LinearQuantizer tutorial network (Fashion-MNIST, 28x28)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 12, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2, 2)
+        self.flatten = nn.Flatten()
+        self.dense = nn.Linear(2352, 10)
+        self.softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, x):
+        return self.softmax(self.dense(self.flatten(self.pool(self.relu(self.conv(x))))))
+
+
+class Block(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.conv2(y)
+        return F.relu(x + y)
+
+
+class ResidualNet(nn.Module):
+    """Residual block, concatenation, mean, flatten/permute/transpose/reshape, layer norm,
+    attention-like matmuls, scalar arithmetic and two outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.Hardswish())
+        self.block = Block(8)
+        self.branch = nn.Conv2d(8, 8, 1)
+        self.norm = nn.LayerNorm(16)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(0.1)
+        self.head = nn.Linear(16 * 16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.block(x)
+        y = torch.cat([x, self.branch(x)], dim=1)
+        pooled = y.mean(dim=(2, 3))
+        t = y.flatten(2).permute(0, 2, 1)
+        t = self.norm(t)
+        attention = torch.matmul(t, t.transpose(1, 2)).softmax(dim=-1)
+        t = torch.matmul(attention, t)
+        t = self.act(t).transpose(1, 2)
+        t = t.view(t.size(0), 16, -1)
+        t = self.drop(t.reshape(t.size(0), -1))
+        logits = self.head(t) * 0.5 - 1.0
+        return logits, pooled / 2.0
+
+
+class CumulativeAttention(nn.Module):
+    """Uses torch.cumsum, which linquant does not capture."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.proj(torch.cumsum(x, dim=1))
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.attn = CumulativeAttention()
+
+    def forward(self, x):
+        x = F.relu(self.conv(x))
+        x = x.flatten(2).transpose(1, 2)
+        return self.attn(x)
+
+
+class UnsupportedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder()
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(self.encoder(x).mean(dim=1))
+
+
+def facts(model, example, training):
+    model.eval()
+    with torch.no_grad():
+        output = model(example)
+    if isinstance(output, tuple):
+        output = list(output)
+    info = {
+        "training": training,
+        "input_shapes": [list(example.shape)],
+        "parameters": [name for name, _ in model.named_parameters()],
+        "buffers": [name for name, _ in model.named_buffers()],
+        "modules": [[name, type(m).__name__] for name, m in model.named_modules()],
+    }
+    return info, {"input": example, "output": output}
+
+
+def save(directory, name, model, example, mode):
+    """mode: "trace" or "script"; the model is traced/scripted in its current train/eval mode."""
+    training = model.training
+    with torch.no_grad():
+        if mode == "trace":
+            # check_trace compares two runs, which differ in train mode (dropout, batch stats).
+            jit = torch.jit.trace(model, example, check_trace=not training)
+        else:
+            jit = torch.jit.script(model)
+    jit.save(os.path.join(directory, name + ".pt"))
+    info, io = facts(model, example, training)
+    torch.save(io, os.path.join(directory, name + ".io.pt"))
+    with open(os.path.join(directory, name + ".json"), "w") as f:
+        json.dump(info, f, indent=1)
+
+
+def write_all(directory):
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    save(directory, "tutorial_traced", TutorialNet().eval(), torch.randn(2, 1, 28, 28), "trace")
+    save(directory, "resnet18_traced",
+         torchvision.models.resnet18(weights=None).eval(), image, "trace")
+    save(directory, "mobilenet_v2_traced",
+         torchvision.models.mobilenet_v2(weights=None).train(), image, "trace")
+    residual = ResidualNet().eval()
+    residual_input = torch.randn(2, 3, 8, 8)
+    save(directory, "residual_traced", residual, residual_input, "trace")
+    save(directory, "residual_scripted", residual, residual_input, "script")
+    save(directory, "residual_scripted_train", residual.train(), residual_input, "script")
+    save(directory, "unsupported_traced", UnsupportedNet().eval(), torch.randn(2, 3, 8, 8), "trace")
+    save(directory, "unsupported_scripted", UnsupportedNet().eval(), torch.randn(2, 3, 8, 8),
+         "script")
+
+
+MODELS = ["tutorial_traced", "resnet18_traced", "mobilenet_v2_traced", "residual_traced",
+          "residual_scripted", "residual_scripted_train", "unsupported_traced",
+          "unsupported_scripted"]
+
+
+def main():
+    directory = sys.argv[1]
+    os.makedirs(directory, exist_ok=True)
+    with open(__file__, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    stamp = os.path.join(directory, "stamp")
+    complete = all(os.path.exists(os.path.join(directory, name + suffix))
+                   for name in MODELS for suffix in (".pt", ".io.pt", ".json"))
+    if complete and os.path.exists(stamp) and open(stamp).read() == digest:
+        return
+    write_all(directory)
+    with open(stamp, "w") as f:
+        f.write(digest)
+
+
+if __name__ == "__main__":
+    main()
