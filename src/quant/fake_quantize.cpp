@@ -30,7 +30,11 @@ std::pair<at::Tensor, at::Tensor> FakeQuantizeImpl::calculate_qparams() const {
 
 at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
   if (is_observer_enabled() && !options_.fixed_qparams) {
-    activation_post_process->forward(x);
+    if (in_shared_pass_) {
+      observe_in_shared_pass(x);
+    } else {
+      activation_post_process->forward(x);
+    }
     auto [new_scale, new_zero_point] = calculate_qparams();
     const at::NoGradGuard no_grad;
     if (scale.sizes() != new_scale.sizes()) {
@@ -43,6 +47,24 @@ at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
   if (!is_fake_quant_enabled()) return x;
   return fake_quantize(x, scale, zero_point, options_.ch_axis, options_.range.quant_min,
                        options_.range.quant_max);
+}
+
+void FakeQuantizeImpl::begin_shared_pass() {
+  in_shared_pass_ = true;
+  pass_range_ = ObservedRange();
+  pass_start_min_ = activation_post_process->min_val.clone();
+  pass_start_max_ = activation_post_process->max_val.clone();
+}
+
+void FakeQuantizeImpl::end_shared_pass() { in_shared_pass_ = false; }
+
+void FakeQuantizeImpl::observe_in_shared_pass(const at::Tensor& x) {
+  pass_range_.merge(activation_post_process->observe_range(x));
+  const at::NoGradGuard no_grad;
+  Observer& observer = activation_post_process;
+  observer->min_val.resize_(pass_start_min_.sizes()).copy_(pass_start_min_);
+  observer->max_val.resize_(pass_start_max_.sizes()).copy_(pass_start_max_);
+  observer->apply_range(pass_range_);
 }
 
 }  // namespace linquant

@@ -81,54 +81,76 @@ bool ObserverImpl::has_observed() const {
   return !(min_val.item<float>() == INFINITY && max_val.item<float>() == -INFINITY);
 }
 
-at::Tensor ObserverImpl::forward(const at::Tensor& input) {
-  if (input.numel() == 0) return input;
+ObservedRange ObserverImpl::observe_range(const at::Tensor& input) const {
+  ObservedRange range;
+  if (input.numel() == 0) return range;
   const at::NoGradGuard no_grad;
   const at::Tensor x = input.detach().to(at::kFloat).contiguous();
-  const bool first = !has_observed();
-
   if (!options_.per_channel()) {
     float lo = 0.0f;
     float hi = 0.0f;
-    if (!finite_min_max(x.data_ptr<float>(), x.numel(), &lo, &hi)) return input;
-    float* state_min = min_val.data_ptr<float>();
-    float* state_max = max_val.data_ptr<float>();
-    *state_min = first ? lo : update(options_.observer, options_, *state_min, lo, true);
-    *state_max = first ? hi : update(options_.observer, options_, *state_max, hi, false);
-    return input;
+    if (finite_min_max(x.data_ptr<float>(), x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
+    return range;
   }
-
   const int64_t axis = options_.ch_axis;
   if (axis >= x.dim()) {
     std::ostringstream message;
     message << "per-channel observer on axis " << axis << " got a tensor of rank " << x.dim();
     throw QuantError(message.str());
   }
-  std::vector<float> lo, hi;
-  std::vector<char> has;
-  per_channel_min_max(x, axis, lo, hi, has);
-  const auto channels = static_cast<int64_t>(lo.size());
-  if (first) {
-    min_val.resize_({channels});
-    max_val.resize_({channels});
-  } else if (min_val.numel() != channels) {
-    std::ostringstream message;
-    message << "per-channel observer saw " << min_val.numel() << " channels before and "
-            << channels << " now (axis " << axis << ")";
-    throw QuantError(message.str());
+  per_channel_min_max(x, axis, range.min, range.max, range.has);
+  return range;
+}
+
+void ObserverImpl::apply_range(const ObservedRange& range) {
+  if (range.empty()) return;
+  const bool first = !has_observed();
+  const auto channels = static_cast<int64_t>(range.min.size());
+  if (options_.per_channel()) {
+    if (first) {
+      min_val.resize_({channels});
+      max_val.resize_({channels});
+    } else if (min_val.numel() != channels) {
+      std::ostringstream message;
+      message << "per-channel observer saw " << min_val.numel() << " channels before and "
+              << channels << " now (axis " << options_.ch_axis << ")";
+      throw QuantError(message.str());
+    }
   }
   float* state_min = min_val.data_ptr<float>();
   float* state_max = max_val.data_ptr<float>();
   for (int64_t c = 0; c < channels; ++c) {
-    if (!has[c]) {
+    if (!range.has[c]) {
       // No finite value in this channel: keep its range, or start it at [0, 0].
       if (first) state_min[c] = state_max[c] = 0.0f;
       continue;
     }
-    state_min[c] = first ? lo[c] : update(options_.observer, options_, state_min[c], lo[c], true);
-    state_max[c] = first ? hi[c] : update(options_.observer, options_, state_max[c], hi[c], false);
+    state_min[c] = first ? range.min[c] : update(options_.observer, options_, state_min[c], range.min[c], true);
+    state_max[c] = first ? range.max[c] : update(options_.observer, options_, state_max[c], range.max[c], false);
   }
+}
+
+at::Tensor ObserverImpl::forward(const at::Tensor& input) {
+  apply_range(observe_range(input));
   return input;
+}
+
+void ObservedRange::merge(const ObservedRange& other) {
+  if (other.empty()) return;
+  if (empty()) {
+    *this = other;
+    return;
+  }
+  if (other.min.size() != min.size()) {
+    throw QuantError("cannot merge the ranges of " + std::to_string(min.size()) + " and " +
+                     std::to_string(other.min.size()) + " channels");
+  }
+  for (size_t c = 0; c < min.size(); ++c) {
+    if (!other.has[c]) continue;
+    min[c] = has[c] ? std::min(min[c], other.min[c]) : other.min[c];
+    max[c] = has[c] ? std::max(max[c], other.max[c]) : other.max[c];
+    has[c] = 1;
+  }
 }
 
 std::pair<at::Tensor, at::Tensor> ObserverImpl::calculate_qparams() const {

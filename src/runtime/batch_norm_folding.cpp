@@ -36,15 +36,18 @@ at::Tensor batch_norm_factor(const ir::Graph& graph, const ir::Node& node) {
   return graph.tensor(node.attrs.s("bn_weight")).tensor / running_std;
 }
 
-FoldedWeights fold_batch_norm(const ir::Graph& graph, const ir::Node& node) {
-  auto tensor = [&](const char* key) { return graph.tensor(node.attrs.s(key)).tensor.detach(); };
-  const at::Tensor inv_std = at::rsqrt(tensor("bn_running_var") + node.attrs.f("bn_eps"));
+at::Tensor folded_bias(const ir::Graph& graph, const ir::Node& node, const at::Tensor& factor) {
+  auto tensor = [&](const char* key) { return graph.tensor(node.attrs.s(key)).tensor; };
   const at::Tensor mean = tensor("bn_running_mean");
-  const at::Tensor gamma = node.attrs.has("bn_weight") ? tensor("bn_weight") : at::ones_like(mean);
-  const at::Tensor beta = node.attrs.has("bn_bias") ? tensor("bn_bias") : at::zeros_like(mean);
-  const at::Tensor bias = node.attrs.has("bias") ? tensor("bias") : at::zeros_like(mean);
-  return {scale_output_channels(node, tensor("weight"), gamma * inv_std),
-          (bias - mean) * inv_std * gamma + beta};
+  at::Tensor bias = node.attrs.has("bias") ? tensor("bias") - mean : -mean;
+  bias = bias * factor;
+  return node.attrs.has("bn_bias") ? bias + tensor("bn_bias") : bias;
+}
+
+FoldedWeights fold_batch_norm(const ir::Graph& graph, const ir::Node& node) {
+  const at::Tensor factor = batch_norm_factor(graph, node).detach();
+  const at::Tensor weight = graph.tensor(node.attrs.s("weight")).tensor.detach();
+  return {scale_output_channels(node, weight, factor), folded_bias(graph, node, factor).detach()};
 }
 
 }  // namespace linquant::runtime

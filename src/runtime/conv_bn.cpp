@@ -43,6 +43,12 @@ at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunConte
   const at::Tensor scale_factor = batch_norm_factor(context.graph, node);
   const at::Tensor quantized_weight =
       quantize_weight(node, scale_output_channels(node, weight, scale_factor), context);
+  // In eval() BatchNorm uses running statistics, so the block is exactly the folded
+  // conv(x, fq(W')) + b' that finalize() produces: computed that way, finalized and prepared
+  // models agree bit for bit instead of differing by rounding flips in later quantizers.
+  if (!context.training) {
+    return apply_weighted(node, x, quantized_weight, folded_bias(context.graph, node, scale_factor));
+  }
   // The conv bias is added after the factor is divided out, as in torch; the zero bias keeps
   // the kernel call the same as torch's.
   const at::Tensor zero_bias = at::zeros({scale_factor.numel()}, x.options());

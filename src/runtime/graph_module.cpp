@@ -79,6 +79,13 @@ void GraphModuleImpl::register_quantizers() {
     holder(module_name).register_module(leaf, quantizer.ptr());
     quantizers_.emplace(name, quantizer);
   }
+  std::map<std::string, int> uses;
+  for (const ir::Node& node : graph_.nodes()) {
+    if (node.op == ir::Op::fake_quantize) ++uses[node.attrs.s("quantizer")];
+  }
+  for (const auto& [name, count] : uses) {
+    if (count > 1 && quantizers_.count(name)) shared_quantizers_.push_back(quantizers_.at(name));
+  }
 }
 
 void GraphModuleImpl::register_freeze_flags() {
@@ -110,7 +117,20 @@ void GraphModuleImpl::check_runnable() const {
 std::vector<at::Tensor> GraphModuleImpl::run(const std::vector<at::Tensor>& inputs,
                                              bool record_only) {
   const runtime::RunContext context{graph_, quantizers_, freeze_bn_, is_training(), record_only};
-  if (!record_only) return runtime::run_graph(inputs, context);
+  if (!record_only) {
+    if (shared_update_ == SharedObserverUpdate::per_call) return runtime::run_graph(inputs, context);
+    // Ends the shared passes also when a node throws.
+    struct SharedPass {
+      std::vector<FakeQuantize>& quantizers;
+      explicit SharedPass(std::vector<FakeQuantize>& q) : quantizers(q) {
+        for (auto& fq : quantizers) fq->begin_shared_pass();
+      }
+      ~SharedPass() {
+        for (auto& fq : quantizers) fq->end_shared_pass();
+      }
+    } pass(shared_quantizers_);
+    return runtime::run_graph(inputs, context);
+  }
   std::vector<std::vector<int64_t>> shapes;
   std::vector<at::Tensor> outputs = runtime::run_graph(inputs, context, &shapes);
   for (size_t id = 0; id < shapes.size(); ++id) {

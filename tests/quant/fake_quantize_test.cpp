@@ -175,3 +175,45 @@ TEST(FakeQuantize, FixedQParamsIgnoreTheData) {
 
 }  // namespace
 }  // namespace linquant
+
+namespace linquant {
+namespace {
+
+// A shared quantizer observes once per pass, from the union of all its inputs.
+TEST(FakeQuantize, SharedPassUpdatesOnceFromTheUnion) {
+  FakeQuantizeOptions options;
+  options.range = QuantRange::qint8();
+  FakeQuantize fq(options);
+  fq->begin_shared_pass();
+  fq->forward(at::tensor({-1.0f, 1.0f}));
+  fq->forward(at::tensor({-3.0f, 0.5f}));
+  fq->end_shared_pass();
+  EXPECT_EQ(fq->activation_post_process->min_val.item<float>(), -3.0f);
+  EXPECT_EQ(fq->activation_post_process->max_val.item<float>(), 1.0f);
+  EXPECT_EQ(fq->scale.item<float>(), 3.0f / 127.5f);  // the last call already saw the union
+
+  // Second pass: one moving-average step toward the union [-2, 4], not two.
+  fq->begin_shared_pass();
+  fq->forward(at::tensor({4.0f}));
+  fq->forward(at::tensor({-2.0f}));
+  fq->end_shared_pass();
+  EXPECT_EQ(fq->activation_post_process->min_val.item<float>(), -3.0f + 0.01f * (-2.0f - -3.0f));
+  EXPECT_EQ(fq->activation_post_process->max_val.item<float>(), 1.0f + 0.01f * (4.0f - 1.0f));
+}
+
+TEST(FakeQuantize, SharedPassPerChannelUnion) {
+  FakeQuantizeOptions options;
+  options.range = QuantRange::qint8();
+  options.ch_axis = 0;
+  options.observer = ObserverType::min_max;
+  FakeQuantize fq(options);
+  fq->begin_shared_pass();
+  fq->forward(at::tensor({1.0f, -2.0f}).reshape({2, 1}));
+  fq->forward(at::tensor({-5.0f, 3.0f}).reshape({2, 1}));
+  fq->end_shared_pass();
+  EXPECT_TRUE(fq->activation_post_process->min_val.equal(at::tensor({-5.0f, -2.0f})));
+  EXPECT_TRUE(fq->activation_post_process->max_val.equal(at::tensor({1.0f, 3.0f})));
+}
+
+}  // namespace
+}  // namespace linquant

@@ -201,7 +201,8 @@ TEST(PreparedGraph, FrozenOrEvalConvBnEqualsTheFoldedConv) {
   EXPECT_EQ(c.count.item<int64_t>(), 2);
   gm->eval();
   const at::Tensor frozen_eval = gm->forward(x);
-  EXPECT_TRUE(at::equal(frozen_train, frozen_eval));
+  // Training mode keeps torch's unfolded QAT arithmetic; eval() runs the folded form.
+  EXPECT_TRUE(at::allclose(frozen_train, frozen_eval, 1e-5, 1e-5));
   EXPECT_TRUE(at::equal(unfrozen_eval, frozen_eval));
 
   // W' = W * gamma / sigma and b' = (b - mean) * gamma / sigma + beta (reference 4.3).
@@ -252,7 +253,7 @@ TEST(PreparedGraph, FusedBatchNormWithoutAffineParametersHasGammaOne) {
   EXPECT_TRUE(at::equal(var, ref_var));
 }
 
-TEST(PreparedGraph, SharedQuantizerIsOneModuleCalledByEveryNode) {
+ir::Graph shared_quantizer_graph() {
   ir::Graph g;
   g.add_quantizer("activation_post_process_0", {activation_options(), false});
   ValueId v = add(g, Op::fake_quantize, {g.add_input("x")},
@@ -260,7 +261,13 @@ TEST(PreparedGraph, SharedQuantizerIsOneModuleCalledByEveryNode) {
   v = add(g, Op::mul, {v}, {{"scalar", F(3.0)}});
   v = add(g, Op::fake_quantize, {v}, {{"quantizer", S("activation_post_process_0")}});
   g.set_outputs({v});
-  GraphModule gm(std::move(g));
+  return g;
+}
+
+// PyTorch's behaviour: every call site updates the shared observer.
+TEST(PreparedGraph, SharedQuantizerPerCallLikePyTorch) {
+  GraphModule gm(shared_quantizer_graph());
+  gm->set_shared_observer_update(SharedObserverUpdate::per_call);
   ASSERT_EQ(gm->quantizers().size(), 1u);
 
   FakeQuantize reference(activation_options());
@@ -272,6 +279,27 @@ TEST(PreparedGraph, SharedQuantizerIsOneModuleCalledByEveryNode) {
   EXPECT_TRUE(at::equal(observer->min_val, reference->activation_post_process->min_val));
   EXPECT_TRUE(at::equal(observer->max_val, reference->activation_post_process->max_val));
   EXPECT_NEAR(observer->max_val.item<float>(), 2.04f, 1e-3);
+}
+
+// linquant's default: one update per forward from the union of the call sites' inputs.
+TEST(PreparedGraph, SharedQuantizerUpdatesOncePerForwardFromTheUnion) {
+  GraphModule gm(shared_quantizer_graph());
+  const at::Tensor x = at::linspace(-1, 2, 50);
+  const at::Tensor y = gm->forward(x);
+  // First call: the range of x alone; second call: the union of x and 3 * fq(x).
+  FakeQuantize first(activation_options());
+  const at::Tensor h = first(x) * 3.0;
+  const at::Tensor lo = at::minimum(x.min(), h.min());
+  const at::Tensor hi = at::maximum(x.max(), h.max());
+  const Observer observer = gm->quantizer("activation_post_process_0")->activation_post_process;
+  EXPECT_TRUE(at::equal(observer->min_val, lo));
+  EXPECT_TRUE(at::equal(observer->max_val, hi));
+  FakeQuantize second(activation_options());
+  second->activation_post_process->forward(at::stack({lo, hi}));
+  second->disable_observer();
+  second->scale.copy_(second->calculate_qparams().first);
+  second->zero_point.copy_(second->calculate_qparams().second);
+  EXPECT_TRUE(at::equal(y, second(h)));
 }
 
 }  // namespace

@@ -30,6 +30,14 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
 
   // From the observer's current state, without changing the module.
   std::pair<at::Tensor, at::Tensor> calculate_qparams() const;
+
+  // For a quantizer shared by several graph nodes. Between the two calls the observer
+  // state moves once, from the union (min of mins, max of maxes) of every input seen so
+  // far in the pass, instead of once per call: each call fake-quantizes with the state
+  // "before the pass, updated with the union so far" (linquant's correction of PyTorch's
+  // per-call updates; coremltools.md Appendix C item 5).
+  void begin_shared_pass();
+  void end_shared_pass();
   const FakeQuantizeOptions& options() const { return options_; }
 
   at::Tensor fake_quant_enabled;  // uint8 [1]
@@ -39,7 +47,12 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   Observer activation_post_process{nullptr};
 
  private:
+  void observe_in_shared_pass(const at::Tensor& x);
+
   FakeQuantizeOptions options_;
+  bool in_shared_pass_ = false;
+  ObservedRange pass_range_;
+  at::Tensor pass_start_min_, pass_start_max_;  // observer state when the pass began
 };
 TORCH_MODULE(FakeQuantize);
 

@@ -18,13 +18,17 @@ at::Tensor scale_output_channels(const ir::Node& node, const at::Tensor& weight,
 // as the QAT forward computes it (differentiable in gamma).
 at::Tensor batch_norm_factor(const ir::Graph& graph, const ir::Node& node);
 
+// (b - running_mean) * factor + beta, b = 0 without a bias: the folded bias.
+at::Tensor folded_bias(const ir::Graph& graph, const ir::Node& node, const at::Tensor& factor);
+
 struct FoldedWeights {
   at::Tensor weight;  // W * factor
-  at::Tensor bias;    // (b - running_mean) * factor + beta, b = 0 without a conv bias
+  at::Tensor bias;    // folded_bias
 };
 
-// The inference-time weights of a node with a fused BatchNorm (running statistics), in the
-// operation order of torch's fuse_conv_bn_weights (rsqrt of the variance).
+// The inference-time weights of a node with a fused BatchNorm (running statistics), with the
+// same factor the QAT forward uses, so a frozen prepared model and its finalized form
+// compute the same numbers.
 FoldedWeights fold_batch_norm(const ir::Graph& graph, const ir::Node& node);
 
 }  // namespace linquant::runtime

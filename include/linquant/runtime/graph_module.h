@@ -18,6 +18,11 @@
 
 namespace linquant {
 
+// How a quantizer shared by several nodes (a pool/flatten/cat group) observes: once per
+// forward from the union of its inputs (linquant's default; coremltools.md Appendix C item 5),
+// or once per call as PyTorch and coremltools do (for bit-for-bit comparisons with them).
+enum class SharedObserverUpdate { once_per_forward, per_call };
+
 class GraphModuleImpl : public torch::nn::Module {
  public:
   // Verifies the graph, then registers its tensors (the same TensorImpls, not copies), one
@@ -39,6 +44,9 @@ class GraphModuleImpl : public torch::nn::Module {
   // Fused BatchNorm from now on normalizes with (and stops updating) running statistics,
   // also in training mode: coremltools' milestone 3. Saved with the module state.
   void freeze_bn_stats();
+
+  void set_shared_observer_update(SharedObserverUpdate mode) { shared_update_ = mode; }
+  SharedObserverUpdate shared_observer_update() const { return shared_update_; }
   // For a weighted node with fused BatchNorm; throws linquant::Error for any other node.
   bool is_bn_frozen(const std::string& node_name) const;
 
@@ -63,6 +71,9 @@ class GraphModuleImpl : public torch::nn::Module {
   std::map<std::string, FakeQuantize> quantizers_;
   // Node name -> the freeze_bn buffer of its module (nodes of one module share it).
   std::map<std::string, at::Tensor> freeze_bn_;
+  // Quantizers used by more than one fake_quantize node.
+  std::vector<FakeQuantize> shared_quantizers_;
+  SharedObserverUpdate shared_update_ = SharedObserverUpdate::once_per_forward;
 };
 TORCH_MODULE(GraphModule);
 

@@ -1,0 +1,96 @@
+// The tutorial net, resnet18 and mobilenet_v2 (TorchScript files written by the frontend's
+// test fixture): prepare, train a few steps, and finalize with the finalized model equal to
+// the frozen prepared model in eval(). Placement counts are derived by hand from the
+// reference rules (coremltools.md 3.4-3.5) for resnet18.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/optim/sgd.h>
+#include <torch/script.h>
+
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include "linquant/quantizer/linear_quantizer.h"
+
+namespace linquant {
+namespace {
+
+std::string models_dir() {
+  const char* dir = std::getenv("LINQUANT_TORCHSCRIPT_MODELS");
+  if (!dir) ADD_FAILURE() << "LINQUANT_TORCHSCRIPT_MODELS is not set (ctest sets it)";
+  return dir ? dir : "";
+}
+
+struct Model {
+  std::string name;
+  std::vector<int64_t> input_shape;
+};
+
+class RealModels : public ::testing::TestWithParam<Model> {};
+
+struct Counts {
+  int weights = 0;
+  int activations = 0;
+  int affine = 0;
+};
+
+Counts count_quantizers(const GraphModule& model) {
+  Counts counts;
+  for (const auto& [name, spec] : model->graph().quantizers()) {
+    if (spec.is_weight) {
+      ++counts.weights;
+    } else {
+      ++counts.activations;
+      counts.affine += spec.options.scheme == QuantizationScheme::affine ? 1 : 0;
+    }
+  }
+  return counts;
+}
+
+TEST_P(RealModels, PrepareTrainAndFinalize) {
+  const Model& m = GetParam();
+  torch::jit::Module script = torch::jit::load(models_dir() + "/" + m.name + ".pt");
+  at::manual_seed(0);
+  LinearQuantizerConfig config;
+  config.set_global(ModuleLinearQuantizerConfig().set_milestones(Milestones{0, 1, 3, 4}));
+  LinearQuantizer quantizer(script, config);
+  GraphModule model = quantizer.prepare({at::randn(m.input_shape)});
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01));
+  for (int step = 0; step < 5; ++step) {
+    quantizer.step();
+    const at::Tensor out = model->forward(at::randn(m.input_shape));
+    const at::Tensor loss = out.pow(2).mean();
+    ASSERT_TRUE(std::isfinite(loss.item<float>())) << "step " << step;
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  }
+  // After milestones 2 and 3 the prepared model is frozen; finalize must reproduce it.
+  model->eval();
+  GraphModule finalized = quantizer.finalize();
+  const at::NoGradGuard no_grad;
+  const at::Tensor x = at::randn(m.input_shape);
+  const at::Tensor expected = model->forward(x);
+  const at::Tensor got = finalized->forward(x);
+  const float tolerance = 1e-5f * std::max(1.0f, expected.abs().max().item<float>());
+  EXPECT_LT((got - expected).abs().max().item<float>(), tolerance) << m.name;
+  const Counts counts = count_quantizers(model);
+  std::cout << m.name << ": " << counts.weights << " weight and " << counts.activations
+            << " activation quantizers (" << counts.affine << " affine)\n";
+  if (m.name == "resnet18_traced") {
+    // 20 convs + fc; input, stem, per block relu1 / bn2 / add-relu (+3 downsamples), fc.
+    EXPECT_EQ(counts.weights, 21);
+    EXPECT_EQ(counts.activations, 30);
+    EXPECT_EQ(counts.affine, 17);  // stem ReLU, 8 block ReLUs, 8 add-ReLUs
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TorchScript, RealModels,
+                         ::testing::Values(Model{"tutorial_traced", {4, 1, 28, 28}},
+                                           Model{"resnet18_traced", {2, 3, 64, 64}},
+                                           Model{"mobilenet_v2_traced", {2, 3, 64, 64}}),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace linquant
