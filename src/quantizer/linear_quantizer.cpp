@@ -58,6 +58,10 @@ LinearQuantizer::LinearQuantizer(const torch::jit::Module& model, LinearQuantize
 LinearQuantizer::LinearQuantizer(ir::Graph graph, LinearQuantizerConfig config)
     : config_(std::move(config)), float_graph_(std::move(graph)) {
   config_.validate();
+  if (config_.algorithm() == Algorithm::learnable) {
+    throw Error("config algorithm \"learnable\" (LSQ fake quantization) is not implemented in "
+                "linquant yet; use \"vanilla\"");
+  }
   milestones_ = config_.milestones();
 }
 

@@ -100,6 +100,17 @@ TEST(LinearQuantizer, MisuseWarnsAndDoesNoHarm) {
   EXPECT_THROW(LinearQuantizer(conv_bn_relu()).model(), Error);
 }
 
+TEST(LinearQuantizer, LearnableAlgorithmIsRefusedNotSilentlyReplaced) {
+  LinearQuantizerConfig config;
+  config.set_global(ModuleLinearQuantizerConfig().set_algorithm(Algorithm::learnable));
+  try {
+    LinearQuantizer quantizer(conv_bn_relu(), config);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"learnable\""), std::string::npos) << e.what();
+  }
+}
+
 TEST(LinearQuantizer, PrepareSharesOrCopiesTheModelTensors) {
   ir::Graph graph = conv_bn_relu();
   const at::Tensor weight = graph.tensor("conv.weight").tensor;
