@@ -204,6 +204,9 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
          attrs.set("running_var", *var);
          attrs.set("eps", c.f("eps"));
          attrs.set("momentum", *scalar_of(momentum));
+         // The traced num_batches_tracked.add_(1) is dropped: the runtime counts batches.
+         const std::string counter = mean->substr(0, mean->rfind('.') + 1) + "num_batches_tracked";
+         if (c.interpreter.graph().has_tensor(counter)) attrs.set("num_batches_tracked", counter);
          return c.emit(Op::batch_norm, {c.tensor("input")}, std::move(attrs));
        }},
       {"aten::layer_norm",

@@ -90,6 +90,9 @@ ir::ValueId batch_norm(const Layer& layer, const Impl& module) {
   }
   attrs.set("running_mean", layer.tensor("running_mean"));
   attrs.set("running_var", layer.tensor("running_var"));
+  if (layer.graph.has_tensor(layer.tensor("num_batches_tracked"))) {
+    attrs.set("num_batches_tracked", layer.tensor("num_batches_tracked"));
+  }
   attrs.set("eps", options.eps());
   attrs.set("momentum", *options.momentum());
   return layer.emit(Op::batch_norm, std::move(attrs));
