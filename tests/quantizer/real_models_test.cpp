@@ -84,6 +84,14 @@ TEST_P(RealModels, PrepareTrainAndFinalize) {
     EXPECT_EQ(counts.activations, 30);
     EXPECT_EQ(counts.affine, 17);  // stem ReLU, 8 block ReLUs, 8 add-ReLUs
   }
+  if (m.name == "mobilenet_v2_traced") {
+    // 52 convs + classifier. Activations: input, stem, block 1 (depthwise, projection),
+    // 16 blocks x (expand, depthwise, projection), 10 residual adds, last conv, classifier;
+    // the quantizer after the classifier's dropout is removed (dropout rule).
+    EXPECT_EQ(counts.weights, 53);
+    EXPECT_EQ(counts.activations, 64);
+    EXPECT_EQ(counts.affine, 35);  // every ConvBNReLU6 output
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(TorchScript, RealModels,
