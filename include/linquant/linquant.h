@@ -6,6 +6,7 @@
 #include "linquant/config/enums.h"
 #include "linquant/config/linear_quantizer_config.h"
 #include "linquant/config/module_linear_quantizer_config.h"
+#include "linquant/export/coreml/save.h"
 #include "linquant/quant/fake_quantize.h"
 #include "linquant/quant/fake_quantize_options.h"
 #include "linquant/quant/observer.h"

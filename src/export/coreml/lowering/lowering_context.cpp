@@ -1,0 +1,157 @@
+// LoweringContext: the value map, recorded shapes, precision-aware constants and naming that
+// every op lowering uses.
+#include <ATen/ATen.h>
+
+#include <utility>
+
+#include "linquant/export/coreml/identifier.h"
+#include "lowering.h"
+
+namespace linquant::coreml::lowering {
+
+ActivationQParams ActivationQParams::of(const ir::Node& node) {
+  ActivationQParams q;
+  q.scale = node.attrs.f("scale");
+  q.zero_point = node.attrs.i("zero_point");
+  q.quant_min = node.attrs.i("quant_min");
+  q.quant_max = node.attrs.i("quant_max");
+  return q;
+}
+
+bool ActivationQParams::operator==(const ActivationQParams& other) const {
+  // Exact comparison on purpose: "same parameters" means bit-identical quantizers.
+  return scale == other.scale && zero_point == other.zero_point &&
+         quant_min == other.quant_min && quant_max == other.quant_max;
+}
+
+std::string node_label(const ir::Node& node) {
+  return "node '" + node.name + "' (" + ir::to_string(node.op) + "): ";
+}
+
+void fail(const ir::Node& node, const std::string& message) {
+  throw ExportError(node_label(node) + message);
+}
+
+double number_attr(const ir::Node& node, const std::string& key) {
+  if (!node.attrs.has(key)) fail(node, "attribute '" + key + "' is missing");
+  const ir::AttributeValue& value = node.attrs.all().at(key);
+  if (const auto* i = std::get_if<int64_t>(&value)) return static_cast<double>(*i);
+  if (const auto* d = std::get_if<double>(&value)) return *d;
+  if (const auto* b = std::get_if<bool>(&value)) return *b ? 1.0 : 0.0;
+  fail(node, "attribute '" + key + "' is " + ir::to_string(value) + ", not a number");
+}
+
+int64_t normalize_axis(const ir::Node& node, int64_t axis, size_t rank) {
+  const auto r = static_cast<int64_t>(rank);
+  const int64_t normalized = axis < 0 ? axis + r : axis;
+  if (normalized < 0 || normalized >= r) {
+    fail(node, "dimension " + std::to_string(axis) + " is out of range for a rank-" +
+                   std::to_string(rank) + " tensor");
+  }
+  return normalized;
+}
+
+std::vector<std::int32_t> to_int32(const ir::Node& node, const std::vector<int64_t>& values) {
+  std::vector<std::int32_t> out;
+  out.reserve(values.size());
+  for (int64_t v : values) {
+    if (v < INT32_MIN || v > INT32_MAX) {
+      fail(node, "value " + std::to_string(v) + " does not fit the int32 Core ML expects");
+    }
+    out.push_back(static_cast<std::int32_t>(v));
+  }
+  return out;
+}
+
+LoweringContext::LoweringContext(const ir::Graph& graph, ProgramBuilder& builder,
+                                 ComputePrecision precision,
+                                 std::map<ir::ValueId, std::string> output_names,
+                                 std::set<std::string> reserved_names)
+    : graph_(graph),
+      builder_(builder),
+      precision_(precision),
+      output_names_(std::move(output_names)),
+      reserved_names_(std::move(reserved_names)) {}
+
+DType LoweringContext::float_dtype() const {
+  return precision_ == ComputePrecision::Float16 ? DType::Float16 : DType::Float32;
+}
+
+TensorValue LoweringContext::float_values(Shape shape, const std::vector<float>& values) const {
+  return precision_ == ComputePrecision::Float16 ? TensorValue::float16(std::move(shape), values)
+                                                 : TensorValue::float32(std::move(shape), values);
+}
+
+TensorValue LoweringContext::float_scalar(double value) const {
+  const auto v = static_cast<float>(value);
+  return precision_ == ComputePrecision::Float16 ? TensorValue::scalar_float16(v)
+                                                 : TensorValue::scalar_float32(v);
+}
+
+TensorValue LoweringContext::float_tensor(const at::Tensor& tensor) const {
+  const at::Tensor t = tensor.detach().to(at::kCPU).to(at::kFloat).contiguous();
+  const float* data = t.data_ptr<float>();
+  return float_values(t.sizes().vec(), std::vector<float>(data, data + t.numel()));
+}
+
+const at::Tensor& LoweringContext::model_tensor(const ir::Node& node,
+                                                const std::string& key) const {
+  const std::string& name = node.attrs.s(key);
+  if (!graph_.has_tensor(name)) {
+    fail(node, "attribute '" + key + "' names the tensor '" + name + "', which the graph lacks");
+  }
+  return graph_.tensor(name).tensor;
+}
+
+void LoweringContext::define(ir::ValueId id, const Var& var) { vars_[id] = var; }
+
+const Var& LoweringContext::var(ir::ValueId id) const {
+  const auto it = vars_.find(id);
+  if (it == vars_.end()) {
+    throw ExportError("internal error: value %" + graph_.value(id).name +
+                      " has no Core ML variable yet");
+  }
+  return it->second;
+}
+
+const Var& LoweringContext::input(const ir::Node& node, size_t k) const {
+  if (k >= node.inputs.size()) {
+    fail(node, "expected at least " + std::to_string(k + 1) + " inputs, it has " +
+                   std::to_string(node.inputs.size()));
+  }
+  return var(node.inputs[k]);
+}
+
+void LoweringContext::define_integer(ir::ValueId id, const IntegerForm& form) {
+  integer_forms_[id] = form;
+}
+
+const IntegerForm* LoweringContext::integer_form(ir::ValueId id) const {
+  const auto it = integer_forms_.find(id);
+  return it == integer_forms_.end() ? nullptr : &it->second;
+}
+
+const Shape& LoweringContext::shape(ir::ValueId id) const { return graph_.value(id).shape; }
+
+TensorType LoweringContext::float_type(ir::ValueId id) const {
+  return TensorType{float_dtype(), shape(id)};
+}
+
+std::string LoweringContext::unreserved(std::string name) const {
+  // Model output names belong to the values they name; nothing else may take them first.
+  while (reserved_names_.count(name)) name += "_value";
+  return name;
+}
+
+std::string LoweringContext::output_name(const ir::Node& node) const {
+  const ir::ValueId id = node.outputs.at(0);
+  const auto wanted = output_names_.find(id);
+  if (wanted != output_names_.end()) return wanted->second;
+  return unreserved(sanitize_identifier(graph_.value(id).name));
+}
+
+std::string LoweringContext::helper_name(const ir::Node& node, const std::string& suffix) const {
+  return unreserved(sanitize_identifier(graph_.value(node.outputs.at(0)).name) + "_" + suffix);
+}
+
+}  // namespace linquant::coreml::lowering

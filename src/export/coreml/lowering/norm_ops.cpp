@@ -1,0 +1,82 @@
+// batch_norm (standalone, with running statistics: inference form) and layer_norm.
+#include "lowering.h"
+
+namespace linquant::coreml::lowering {
+namespace {
+
+// gamma and beta from the optional `weight` and `bias` tensors.
+void add_affine(const ir::Node& node, const LoweringContext& context, Args& args) {
+  if (node.attrs.has("weight")) {
+    args.push_back({"gamma", context.float_tensor(context.model_tensor(node, "weight"))});
+  }
+  if (node.attrs.has("bias")) {
+    args.push_back({"beta", context.float_tensor(context.model_tensor(node, "bias"))});
+  }
+}
+
+Var batch_norm(const ir::Node& node, LoweringContext& context) {
+  const Var x = context.input(node);
+  const size_t rank = x.type().rank();
+  if (rank < 2 || rank > 5) {
+    fail(node, "batch_norm of a rank-" + std::to_string(rank) + " tensor (Core ML: rank 2 to 5)");
+  }
+  auto args_for = [&](const Var& input) {
+    Args args = {{"x", input},
+                 {"mean", context.float_tensor(context.model_tensor(node, "running_mean"))},
+                 {"variance", context.float_tensor(context.model_tensor(node, "running_var"))}};
+    add_affine(node, context, args);
+    args.push_back({"epsilon", context.float_scalar(number_attr(node, "eps"))});
+    return args;
+  };
+  if (rank >= 3) {
+    return context.builder().add_op("batch_norm", context.output_name(node), args_for(x),
+                                    context.output_type(node));
+  }
+  // MIL batch_norm wants [N, C, *D] with at least one spatial dimension: BatchNorm1d on
+  // [N, C] runs as [N, C, 1].
+  Shape expanded = x.type().shape;
+  expanded.push_back(1);
+  const TensorType expanded_type{context.float_dtype(), expanded};
+  const Var x3 = context.builder().add_op(
+      "reshape", context.helper_name(node, "expanded"),
+      {{"x", x}, {"shape", TensorValue::int32_list(to_int32(node, expanded))}}, expanded_type);
+  const Var y3 = context.builder().add_op("batch_norm", context.helper_name(node, "normalized"),
+                                          args_for(x3), expanded_type);
+  return context.builder().add_op(
+      "reshape", context.output_name(node),
+      {{"x", y3}, {"shape", TensorValue::int32_list(to_int32(node, x.type().shape))}},
+      context.output_type(node));
+}
+
+Var layer_norm(const ir::Node& node, LoweringContext& context) {
+  const Var x = context.input(node);
+  const size_t rank = x.type().rank();
+  const std::vector<int64_t>& normalized = node.attrs.ints("normalized_shape");
+  if (normalized.empty() || normalized.size() > rank) {
+    fail(node, "normalized_shape does not fit a rank-" + std::to_string(rank) + " input");
+  }
+  std::vector<int32_t> axes;
+  for (size_t d = rank - normalized.size(); d < rank; ++d) {
+    if (x.type().shape[d] != normalized[d - (rank - normalized.size())]) {
+      fail(node, "normalized_shape does not match the input's trailing dimensions");
+    }
+    axes.push_back(static_cast<int32_t>(d));
+  }
+  Args args = {{"x", x}, {"axes", TensorValue::int32_list(axes)}};
+  add_affine(node, context, args);
+  args.push_back({"epsilon", context.float_scalar(number_attr(node, "eps"))});
+  return context.builder().add_op("layer_norm", context.output_name(node), args,
+                                  context.output_type(node));
+}
+
+}  // namespace
+
+void lower_normalization(const ir::Node& node, LoweringContext& context) {
+  switch (node.op) {
+    case ir::Op::batch_norm: return context.define(node.outputs[0], batch_norm(node, context));
+    case ir::Op::layer_norm: return context.define(node.outputs[0], layer_norm(node, context));
+    default: fail(node, "internal error: not a normalization op");
+  }
+}
+
+}  // namespace linquant::coreml::lowering

@@ -1,0 +1,28 @@
+// Library-internal: the graph save() lowers, with every value's shape recorded.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "linquant/ir/graph.h"
+#include "linquant/runtime/graph_module.h"
+
+namespace linquant::coreml::lowering {
+
+class ShapedGraph {
+ public:
+  // Uses `graph` as it is when its recorded shapes are complete and match `input_shapes`
+  // (empty: any); otherwise records them on a copy by running it once, in eval mode, on
+  // zeros of `input_shapes` (or of the recorded input shapes). The copy shares the graph's
+  // tensors and changes no state. Throws ExportError when no input shape is known.
+  ShapedGraph(const ir::Graph& graph, const std::vector<std::vector<int64_t>>& input_shapes);
+
+  const ir::Graph& graph() const { return module_ ? module_->graph() : *graph_; }
+  bool recorded_here() const { return static_cast<bool>(module_); }
+
+ private:
+  const ir::Graph* graph_ = nullptr;
+  GraphModule module_{nullptr};
+};
+
+}  // namespace linquant::coreml::lowering
