@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything linquant needs on a fresh Debian 12 machine; safe to run again.
 # Debian packages (LibTorch, OpenBLAS, protobuf, JSON/YAML/CLI libraries, test and bench
-# frameworks, the Fashion-MNIST data set) and a Python venv with coremltools for validation.
+# frameworks, the Fashion-MNIST data set, gnuplot for the training charts) and a Python venv
+# with coremltools for validation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   dataset-fashion-mnist
+  gnuplot-nox
 )
 
 missing=()

@@ -1,0 +1,100 @@
+// `linquant export`: a saved quantized model (finalized, W8A8 or as configured) or a float
+// TorchScript model to a Core ML package.
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "app_error.h"
+#include "cli_common.h"
+#include "command.h"
+#include "coreml_export.h"
+#include "linquant/export/coreml/target.h"
+#include "model_source.h"
+#include "saved_model.h"
+
+namespace linquant::apps {
+namespace {
+
+struct ExportOptions {
+  std::string model_path;
+  std::string format = "coreml";
+  PackageSettings package;
+  std::string input_shape;  // N,C,H,W; required for TorchScript
+  std::string output;
+  int threads = 0;
+};
+
+int run_export(const ExportOptions& o) {
+  set_thread_count(o.threads > 0 ? o.threads : default_thread_count());
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(o.model_path, error)) {
+    throw UsageError("model file not found: " + o.model_path);
+  }
+  coreml::parse_target(o.package.target);
+  GraphModule model{nullptr};
+  LoadedModel saved;  // keeps the source module alive for the float graph too
+  SourceModel source;
+  std::string kind;
+  if (is_saved_model(o.model_path)) {
+    if (!o.input_shape.empty())
+      throw UsageError("--input-shape is for TorchScript models; a saved model has its own");
+    saved = load_quantized_model(o.model_path);
+    model = saved.finalized;
+    kind = "quantized model";
+  } else {
+    if (o.input_shape.empty()) {
+      throw UsageError(o.model_path +
+                       " is a TorchScript model: give its input shape with --input-shape N,C,H,W");
+    }
+    ModelRecipe recipe;
+    recipe.torchscript = read_file_bytes(o.model_path);
+    recipe.source_name = o.model_path;
+    source = load_source_model(recipe);
+    model = GraphModule(capture_source(source));
+    model->eval();
+    model->record_shapes({at::zeros(parse_shape(o.input_shape, "--input-shape"))});
+    kind = "float TorchScript model";
+  }
+  const std::filesystem::path written = export_package(model, o.output, o.package);
+  std::cout << "Exported " << kind << " " << o.model_path << " to " << written.string() << " ("
+            << coreml::to_string(coreml::parse_target(o.package.target)) << ", "
+            << o.package.precision << ", " << format_bytes(disk_size(written)) << ")\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_export_command(CLI::App& root) {
+  auto o = std::make_shared<ExportOptions>();
+  CLI::App* app = root.add_subcommand(
+      "export", "Export a saved quantized model or a TorchScript model to Core ML.");
+  app->footer(
+      "\nMODEL is either a quantized model saved by `linquant train` or `linquant quantize`\n"
+      "(rebuilt and checked bit for bit, then exported with int8 weights and activation\n"
+      "quantize/dequantize), or a TorchScript file, exported as a float model (needs\n"
+      "--input-shape). The package is written atomically: on error nothing is left behind.\n"
+      "\nExamples:\n"
+      "  linquant export linquant_tutorial/quantized_model.pt -o tutorial.mlpackage\n"
+      "  linquant export model_w8a8.pt --target ios18 --precision fp32 -o model.mlpackage "
+      "--overwrite\n"
+      "  linquant export net.pt --input-shape 1,1,28,28 -o net_float.mlpackage\n");
+  app->add_option("MODEL", o->model_path, "saved quantized model or TorchScript file")->required();
+  app->add_option("--format", o->format, "output format")
+      ->check(CLI::IsMember({"coreml"}))
+      ->capture_default_str();
+  app->add_option("--target", o->package.target, "deployment target: ios17 or ios18")
+      ->capture_default_str();
+  app->add_option("--precision", o->package.precision,
+                  "float precision of the program: fp16 or fp32")
+      ->check(CLI::IsMember({"fp16", "fp32"}))
+      ->capture_default_str();
+  app->add_option("--input-shape", o->input_shape, "input shape N,C,H,W of a TorchScript model");
+  app->add_option("-o,--output", o->output, "the .mlpackage to write")->required();
+  app->add_flag("--overwrite", o->package.overwrite, "replace an existing package");
+  app->add_option("--threads", o->threads, "CPU threads (default: every core)");
+  return {app, [o] { return run_export(*o); }};
+}
+
+}  // namespace linquant::apps

@@ -1,0 +1,203 @@
+// Saving and rebuilding quantized models; the format is described in saved_model.h.
+#include "saved_model.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <cstring>
+#include <map>
+
+#include "cli_common.h"
+#include "linquant/common/error.h"
+#include "linquant/common/warning.h"
+
+namespace linquant::apps {
+namespace {
+
+constexpr const char* kFormat = "linquant.quantized_model";
+constexpr int64_t kVersion = 1;
+
+// Tensor names contain dots, which archive keys cannot: tensors go under numbered keys and
+// the names in a list beside them.
+void write_tensors(torch::serialize::OutputArchive& archive, const std::string& prefix,
+                   const TensorSnapshot& tensors) {
+  c10::List<std::string> names;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    names.push_back(tensors[i].first);
+    archive.write(prefix + "_" + std::to_string(i), tensors[i].second, /*is_buffer=*/true);
+  }
+  archive.write(prefix + "_names", c10::IValue(names));
+}
+
+std::map<std::string, at::Tensor> read_tensors(torch::serialize::InputArchive& archive,
+                                               const std::string& prefix) {
+  c10::IValue names_value;
+  archive.read(prefix + "_names", names_value);
+  std::map<std::string, at::Tensor> tensors;
+  const c10::List<c10::IValue> names = names_value.toList();
+  for (size_t i = 0; i < names.size(); ++i) {
+    at::Tensor tensor;
+    archive.read(prefix + "_" + std::to_string(i), tensor, /*is_buffer=*/true);
+    tensors[names.get(i).toStringRef()] = tensor;
+  }
+  return tensors;
+}
+
+std::string read_string(torch::serialize::InputArchive& archive, const std::string& key) {
+  c10::IValue value;
+  archive.read(key, value);
+  return value.toStringRef();
+}
+
+at::Tensor bytes_tensor(const std::string& bytes) {
+  at::Tensor tensor = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
+  if (!bytes.empty()) std::memcpy(tensor.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  return tensor;
+}
+
+std::string tensor_bytes(const at::Tensor& tensor) {
+  const at::Tensor contiguous = tensor.contiguous();
+  return std::string(reinterpret_cast<const char*>(contiguous.data_ptr<uint8_t>()),
+                     static_cast<size_t>(contiguous.numel()));
+}
+
+// Copies saved values into the module's own tensors; the names must match exactly.
+void load_state(torch::nn::Module& module, const std::map<std::string, at::Tensor>& saved,
+                const std::string& file) {
+  const at::NoGradGuard no_grad;
+  size_t matched = 0;
+  // Buffers may change shape during training (a per-channel scale starts as [1], observer
+  // ranges start empty), as torch's FakeQuantize._load_from_state_dict allows; parameters may not.
+  auto assign = [&](const std::string& name, at::Tensor& target, bool is_buffer) {
+    const auto found = saved.find(name);
+    const bool same_shape = found != saved.end() && found->second.sizes() == target.sizes();
+    if (found == saved.end() || (!same_shape && !is_buffer) ||
+        found->second.dtype() != target.dtype()) {
+      throw Error(file + ": the saved model does not match its rebuilt graph at tensor \"" + name +
+                  "\" (saved with another version of linquant?)");
+    }
+    if (!same_shape) target.resize_(found->second.sizes());
+    target.copy_(found->second);
+    ++matched;
+  };
+  for (auto& item : module.named_parameters()) assign(item.key(), item.value(), false);
+  for (auto& item : module.named_buffers()) assign(item.key(), item.value(), true);
+  if (matched != saved.size()) {
+    throw Error(file + ": the saved model has " + std::to_string(saved.size()) +
+                " tensors, its rebuilt graph " + std::to_string(matched));
+  }
+}
+
+void check_equal(const torch::nn::Module& module, const std::map<std::string, at::Tensor>& saved,
+                 const std::string& file) {
+  TensorSnapshot rebuilt = snapshot_state(module);
+  if (rebuilt.size() != saved.size()) {
+    throw Error(file + ": rebuilding the finalized model gave " + std::to_string(rebuilt.size()) +
+                " tensors, the file has " + std::to_string(saved.size()));
+  }
+  for (const auto& [name, tensor] : rebuilt) {
+    const auto found = saved.find(name);
+    if (found == saved.end() || !at::equal(found->second, tensor)) {
+      throw Error(file + ": rebuilding the finalized model does not reproduce tensor \"" + name +
+                  "\"");
+    }
+  }
+}
+
+}  // namespace
+
+TensorSnapshot snapshot_state(const torch::nn::Module& module) {
+  TensorSnapshot tensors;
+  for (const auto& item : module.named_parameters())
+    tensors.emplace_back(item.key(), item.value().detach().clone());
+  for (const auto& item : module.named_buffers())
+    tensors.emplace_back(item.key(), item.value().detach().clone());
+  return tensors;
+}
+
+void save_quantized_model(const std::filesystem::path& file, const ModelRecipe& recipe,
+                          const TensorSnapshot& prepared_state, const torch::nn::Module& finalized,
+                          const std::string& metadata_json) {
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(std::string(kFormat)));
+  archive.write("version", c10::IValue(kVersion));
+  archive.write("builtin", c10::IValue(recipe.builtin));
+  archive.write("source_name", c10::IValue(recipe.source_name));
+  archive.write("torchscript", bytes_tensor(recipe.torchscript), /*is_buffer=*/true);
+  archive.write("config_json", c10::IValue(recipe.config.to_json()));
+  archive.write("input_shape", at::tensor(recipe.input_shape, at::kLong), /*is_buffer=*/true);
+  archive.write("normalization", at::tensor({recipe.normalization.mean, recipe.normalization.std}),
+                /*is_buffer=*/true);
+  archive.write("num_classes", c10::IValue(recipe.num_classes));
+  archive.write("metadata_json", c10::IValue(metadata_json));
+  write_tensors(archive, "prepared", prepared_state);
+  write_tensors(archive, "finalized", snapshot_state(finalized));
+  archive.save_to(file.string());
+}
+
+bool is_saved_model(const std::filesystem::path& file) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(file.string());
+    c10::IValue format;
+    return archive.try_read("format", format) && format.isString() &&
+           format.toStringRef() == kFormat;
+  } catch (const c10::Error&) {
+    return false;
+  }
+}
+
+LoadedModel load_quantized_model(const std::filesystem::path& file) {
+  const std::string name = file.string();
+  LoadedModel loaded;
+  std::map<std::string, at::Tensor> prepared_state, finalized_state;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(name);
+    c10::IValue format, version, num_classes;
+    if (!archive.try_read("format", format) || !format.isString() ||
+        format.toStringRef() != kFormat) {
+      throw Error(name + ": not a quantized model saved by linquant");
+    }
+    archive.read("version", version);
+    if (version.toInt() != kVersion) {
+      throw Error(name + ": saved model format version " + std::to_string(version.toInt()) +
+                  " is not supported (this linquant reads version " + std::to_string(kVersion) +
+                  ")");
+    }
+    ModelRecipe& recipe = loaded.recipe;
+    recipe.builtin = read_string(archive, "builtin");
+    recipe.source_name = read_string(archive, "source_name");
+    at::Tensor torchscript, shape, normalization;
+    archive.read("torchscript", torchscript, true);
+    recipe.torchscript = tensor_bytes(torchscript);
+    recipe.config = LinearQuantizerConfig::from_json(read_string(archive, "config_json"));
+    archive.read("input_shape", shape, true);
+    recipe.input_shape.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());
+    archive.read("normalization", normalization, true);
+    recipe.normalization = {normalization[0].item<float>(), normalization[1].item<float>()};
+    archive.read("num_classes", num_classes);
+    recipe.num_classes = num_classes.toInt();
+    loaded.metadata_json = read_string(archive, "metadata_json");
+    prepared_state = read_tensors(archive, "prepared");
+    finalized_state = read_tensors(archive, "finalized");
+  } catch (const c10::Error& error) {
+    throw Error(name + ": cannot read the saved model (" +
+                one_line(error.what_without_backtrace()).substr(0, 200) + ")");
+  }
+
+  // Rebuild: the same capture and prepare as when it was saved. Warnings about the fresh,
+  // never-trained model (e.g. unused config names) were shown when it was made.
+  const ScopedWarningCapture quiet;
+  loaded.source = load_source_model(loaded.recipe);
+  loaded.quantizer = make_quantizer(loaded.source, loaded.recipe.config);
+  GraphModule prepared = loaded.quantizer->prepare({at::zeros(loaded.recipe.input_shape)});
+  load_state(*prepared, prepared_state, name);
+  loaded.finalized = loaded.quantizer->finalize();
+  check_equal(*loaded.finalized, finalized_state, name);
+  return loaded;
+}
+
+}  // namespace linquant::apps

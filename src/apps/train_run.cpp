@@ -1,0 +1,262 @@
+// The `linquant train` flow, step for step as coremltools' tutorial
+// (docs/examples/optimize/torch/quantization/linear_quantization.py) runs it.
+#include "train_run.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/optim/adam.h>
+#include <torch/utils.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "app_error.h"
+#include "cli_common.h"
+#include "coreml_export.h"
+#include "image_data.h"
+#include "linquant/common/warning.h"
+#include "linquant/export/coreml/target.h"
+#include "linquant/quantizer/linear_quantizer.h"
+#include "saved_model.h"
+#include "staged_output.h"
+#include "training.h"
+#include "tutorial_models.h"
+
+namespace linquant::apps {
+namespace {
+
+void check_options(const TrainOptions& o) {
+  if (o.epochs < 1) throw UsageError("--epochs must be at least 1");
+  if (o.qat_epochs < 1) throw UsageError("--qat-epochs must be at least 1");
+  if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+  if (!(o.lr > 0)) throw UsageError("--lr must be positive");
+  if (o.train_size < 0) throw UsageError("--train-size must be >= 0");
+  if (o.milestone_unit != "steps" && o.milestone_unit != "epochs") {
+    throw UsageError("--milestone-unit must be steps or epochs, got \"" + o.milestone_unit + "\"");
+  }
+  if (!o.milestones.empty()) parse_milestones(o.milestones);
+  coreml::parse_target(o.target);  // throws for unknown targets before any training
+}
+
+// The schedule in steps (quantizer.step() calls, one per batch as in the tutorial). Default,
+// when neither --milestones nor the config give one: observe and fake-quantize from the
+// first QAT batch, freeze ranges and BatchNorm statistics for the last quarter.
+Milestones qat_milestones(const TrainOptions& o, const LinearQuantizerConfig& config,
+                          int64_t steps_per_epoch) {
+  const int64_t scale = o.milestone_unit == "epochs" ? steps_per_epoch : 1;
+  std::optional<Milestones> given;
+  if (!o.milestones.empty())
+    given = parse_milestones(o.milestones);
+  else if (config.milestones())
+    given = config.milestones();
+  if (given) {
+    Milestones steps{};
+    for (size_t i = 0; i < 4; ++i) steps[i] = (*given)[i] * scale;
+    return steps;
+  }
+  const int64_t total = steps_per_epoch * o.qat_epochs;
+  const int64_t freeze = total * 3 / 4;
+  return {0, 0, freeze, freeze};
+}
+
+// Evaluation must not feed test data into the observers: they pause and resume.
+class ObserversPaused {
+ public:
+  explicit ObserversPaused(const GraphModule& model) {
+    for (auto& [name, fq] : model->quantizers()) {
+      saved_.emplace_back(fq, fq->is_observer_enabled());
+      fq->disable_observer();
+    }
+  }
+  ~ObserversPaused() {
+    for (auto& [fq, on] : saved_) fq->enable_observer(on);
+  }
+
+ private:
+  std::vector<std::pair<FakeQuantize, bool>> saved_;
+};
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out) throw UsageError("cannot write " + path.string());
+}
+
+int64_t parameter_bytes(const torch::nn::Module& module) {
+  int64_t bytes = 0;
+  for (const auto& p : module.parameters())
+    bytes += p.numel() * static_cast<int64_t>(p.element_size());
+  return bytes;
+}
+
+}  // namespace
+
+void apply_quick_mode(TrainOptions& options) {
+  options.epochs = 1;
+  options.qat_epochs = 1;
+  options.train_size = 12000;
+}
+
+int run_train(const TrainOptions& options) {
+  check_options(options);
+  set_thread_count(options.threads);
+  TrainResult result;
+  PhaseTimer& timer = result.timer;
+
+  // Everything the user typed is checked before the long work starts.
+  timer.start("setup");
+  LinearQuantizerConfig config =
+      options.config_path.empty() ? LinearQuantizerConfig() : load_config_file(options.config_path);
+  make_builtin_model(options.model);
+  StagedOutput output(options.output, options.overwrite);
+
+  timer.start("data");
+  const IdxFiles files = find_idx_files(options.data_dir);
+  ImageSet train = take(load_images(files.train_images, files.train_labels), options.train_size);
+  ImageSet test = load_images(files.test_images, files.test_labels);
+  if (train.images.size(2) != 28 || train.images.size(3) != 28 || test.images.size(2) != 28) {
+    throw DataError("the built-in models take 28x28 images; " + files.train_images + " has " +
+                    std::to_string(train.images.size(2)) + "x" +
+                    std::to_string(train.images.size(3)));
+  }
+  const Normalization normalization = measure_normalization(train.images);
+  normalize_in_place(train, normalization);
+  normalize_in_place(test, normalization);
+  const int64_t num_classes = std::max<int64_t>(train.num_classes(), test.num_classes());
+  result.train_images = train.size();
+  result.threads = at::get_num_threads();
+  result.test_images = test.size();
+  result.steps_per_epoch = num_batches(train.size(), options.batch_size);
+  const LossFn loss_fn = nll_loss_fn();
+  std::cerr << "linquant train: " << options.model << " on " << train.size() << " training / "
+            << test.size() << " test images from " << options.data_dir << ", " << result.threads
+            << (result.threads == 1 ? " thread" : " threads") << ", seed " << options.seed << "\n";
+
+  // 1. Float training (tutorial: Adam with eps 1e-7, NLL loss on LogSoftmax outputs).
+  timer.start("float training");
+  torch::manual_seed(options.seed);
+  torch::nn::Sequential model = make_builtin_model(options.model, num_classes);
+  const Forward float_forward = [&](const at::Tensor& x) { return model->forward(x); };
+  torch::optim::Adam optimizer(model->parameters(),
+                               torch::optim::AdamOptions(options.lr).eps(1e-7));
+  EvalStats float_eval;
+  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    model->train();
+    TrainEpochArgs args;
+    args.label = "float " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);
+    args.batch_size = options.batch_size;
+    args.seed = options.seed;
+    args.epoch = epoch;
+    args.curve_x_start = epoch;
+    train_epoch(float_forward, loss_fn, optimizer, train, args, &result.float_curves.train);
+    timer.start("evaluation");
+    model->eval();
+    float_eval = evaluate(float_forward, loss_fn, test, 512, "  test (float)");
+    result.float_curves.test_accuracy.push_back(
+        {epoch + 1.0, float_eval.loss, float_eval.accuracy});
+    timer.start("float training");
+  }
+  result.float_accuracy = float_eval.accuracy;
+  result.float_loss = float_eval.loss;
+  result.float_parameter_bytes = parameter_bytes(*model);
+  // The float model as trained, before QAT changes the shared parameters.
+  torch::nn::Sequential float_model(
+      std::dynamic_pointer_cast<torch::nn::SequentialImpl>(model->clone()));
+  float_model->eval();
+
+  // 2. QAT: LinearQuantizer(model, config), prepare with an example input, a new optimizer
+  // on the prepared model, quantizer.step() before every batch.
+  timer.start("QAT training");
+  const Milestones milestones = qat_milestones(options, config, result.steps_per_epoch);
+  config = with_milestones(config, milestones);
+  result.milestones_steps.assign(milestones.begin(), milestones.end());
+  LinearQuantizer quantizer(model, config);
+  const at::Tensor example = train.images.slice(0, 0, 1);
+  GraphModule qmodel = quantizer.prepare({example});
+  const Forward qat_forward = [&](const at::Tensor& x) { return qmodel->forward(x); };
+  torch::optim::Adam qat_optimizer(qmodel->parameters(),
+                                   torch::optim::AdamOptions(options.lr).eps(1e-7));
+  EvalStats qat_eval;
+  for (int epoch = 0; epoch < options.qat_epochs; ++epoch) {
+    qmodel->train();
+    TrainEpochArgs args;
+    args.label = "QAT " + std::to_string(epoch + 1) + "/" + std::to_string(options.qat_epochs);
+    args.batch_size = options.batch_size;
+    args.seed = options.seed;
+    args.epoch = options.epochs + epoch;
+    args.curve_x_start = options.epochs + epoch;
+    args.before_step = [&] { quantizer.step(); };
+    train_epoch(qat_forward, loss_fn, qat_optimizer, train, args, &result.qat_curves.train);
+    timer.start("evaluation");
+    qmodel->eval();
+    const ObserversPaused paused(qmodel);
+    qat_eval = evaluate(qat_forward, loss_fn, test, 512, "  test (fake quant)");
+    result.qat_curves.test_accuracy.push_back(
+        {options.epochs + epoch + 1.0, qat_eval.loss, qat_eval.accuracy});
+    timer.start("QAT training");
+  }
+  result.fake_quant_accuracy = qat_eval.accuracy;
+  result.fake_quant_loss = qat_eval.loss;
+
+  // 3. finalize(): BatchNorm folded, weights on the int8 grid, activation qparams frozen.
+  timer.start("finalize");
+  qmodel->eval();
+  const TensorSnapshot prepared_state = snapshot_state(*qmodel);
+  GraphModule fmodel = quantizer.finalize();
+  const Report report = quantizer.report();
+
+  timer.start("evaluation");
+  const Forward final_forward = [&](const at::Tensor& x) { return fmodel->forward(x); };
+  const EvalStats final_eval = evaluate(final_forward, loss_fn, test, 512, "  test (finalized)");
+  result.finalized_accuracy = final_eval.accuracy;
+  result.finalized_loss = final_eval.loss;
+
+  // 4. Core ML packages: the float model at fp16 (the usual baseline) and the W8A8 model.
+  timer.start("export");
+  const std::filesystem::path dir = output.dir();
+  if (coreml_export_available()) {
+    GraphModule float_graph(
+        capture_source({std::make_shared<torch::nn::Sequential>(float_model), nullptr}));
+    float_graph->eval();
+    float_graph->record_shapes({example});
+    PackageSettings settings;
+    settings.target = options.target;
+    result.float_package_bytes = static_cast<int64_t>(
+        disk_size(export_package(float_graph, dir / "model_float16.mlpackage", settings)));
+    result.quantized_package_bytes =
+        static_cast<int64_t>(disk_size(export_package(fmodel, dir / "model.mlpackage", settings)));
+  } else {
+    warn("Core ML export is not available in this build: no .mlpackage written");
+  }
+
+  // 5. The saved quantized model, report, config, metrics and chart.
+  timer.start("save");
+  ModelRecipe recipe;
+  recipe.builtin = options.model;
+  recipe.source_name = options.model;
+  recipe.config = config;
+  recipe.input_shape = {1, 1, 28, 28};
+  recipe.normalization = normalization;
+  recipe.num_classes = num_classes;
+  const std::string metadata = train_metrics_json(options, result, config.to_json());
+  save_quantized_model(dir / "quantized_model.pt", recipe, prepared_state, *fmodel, metadata);
+  result.saved_model_bytes = static_cast<int64_t>(disk_size(dir / "quantized_model.pt"));
+  write_text(dir / "report.txt", report.to_string() + "\n");
+  write_text(dir / "report.json", report.to_json() + "\n");
+  write_text(dir / "config.yaml", config.to_yaml());
+  result.chart_drawn =
+      draw_training_chart(dir, "curves",
+                          "linquant train: " + options.model + " float vs QAT (seed " +
+                              std::to_string(options.seed) + ")",
+                          result.float_curves, result.qat_curves);
+  timer.stop();
+  write_text(dir / "metrics.json", train_metrics_json(options, result, config.to_json()) + "\n");
+  output.commit();
+
+  std::cout << "\n"
+            << report.to_string() << "\n\n"
+            << train_summary_table(options, result, output.destination().string());
+  return kExitOk;
+}
+
+}  // namespace linquant::apps

@@ -1,0 +1,140 @@
+// Minibatch loops with progress reporting.
+#include "training.h"
+
+#include <ATen/ATen.h>
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+#include <cstdio>
+
+#include "linquant/common/error.h"
+#include "progress_bar.h"
+
+namespace linquant::apps {
+namespace {
+
+std::string metrics_text(double loss, double accuracy) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "loss %.4f  acc %6.2f%%", loss, accuracy);
+  return buffer;
+}
+
+int64_t correct_count(const at::Tensor& output, const at::Tensor& target) {
+  return output.argmax(1).eq(target).sum().item<int64_t>();
+}
+
+void check_output(const at::Tensor& output, const ImageSet& data) {
+  if (output.dim() != 2) {
+    throw Error("the model's output has shape " + std::to_string(output.dim()) +
+                "-D; a classifier must output [batch, classes]");
+  }
+  if (output.size(1) < data.num_classes()) {
+    throw Error("the model outputs " + std::to_string(output.size(1)) +
+                " classes but the data set has labels up to " +
+                std::to_string(data.num_classes() - 1));
+  }
+}
+
+}  // namespace
+
+LossFn nll_loss_fn() {
+  return [](const at::Tensor& output, const at::Tensor& target) {
+    return at::nll_loss(output, target);
+  };
+}
+
+LossFn cross_entropy_fn() {
+  return [](const at::Tensor& output, const at::Tensor& target) {
+    return at::cross_entropy_loss(output, target);
+  };
+}
+
+EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
+                       torch::optim::Optimizer& optimizer, const ImageSet& data,
+                       const TrainEpochArgs& args, std::vector<CurvePoint>* curve) {
+  const int64_t size = data.size();
+  const int64_t steps = num_batches(size, args.batch_size);
+  const at::Tensor order = epoch_order(size, args.seed, args.epoch);
+  const int64_t points = std::max<int64_t>(1, std::min<int64_t>(args.points_per_epoch, steps));
+  ProgressBar bar(args.label, steps);
+  double loss_sum = 0, window_loss = 0;
+  int64_t correct = 0, seen = 0, window_correct = 0, window_seen = 0, window_steps = 0;
+  for (int64_t step = 0; step < steps; ++step) {
+    const at::Tensor index =
+        order.slice(0, step * args.batch_size, std::min(size, (step + 1) * args.batch_size));
+    const at::Tensor images = data.images.index_select(0, index);
+    const at::Tensor labels = data.labels.index_select(0, index);
+    if (args.before_step) args.before_step();
+    optimizer.zero_grad();
+    const at::Tensor output = forward(images);
+    if (step == 0) check_output(output, data);
+    const at::Tensor loss = loss_fn(output, labels);
+    loss.backward();
+    optimizer.step();
+
+    const double loss_value = loss.item<double>();
+    const int64_t batch_correct = correct_count(output.detach(), labels);
+    loss_sum += loss_value;
+    correct += batch_correct;
+    seen += labels.size(0);
+    window_loss += loss_value;
+    window_correct += batch_correct;
+    window_seen += labels.size(0);
+    ++window_steps;
+    // Curve points at evenly spaced steps; the last step of the epoch always closes one.
+    const bool close_point =
+        (step + 1) * points / steps != step * points / steps || step + 1 == steps;
+    if (curve && close_point && window_steps > 0) {
+      curve->push_back(
+          {args.curve_x_start + static_cast<double>(step + 1) / static_cast<double>(steps),
+           window_loss / static_cast<double>(window_steps),
+           100.0 * static_cast<double>(window_correct) / static_cast<double>(window_seen)});
+      window_loss = 0;
+      window_correct = window_seen = window_steps = 0;
+    }
+    bar.update(step + 1, seen,
+               metrics_text(loss_sum / static_cast<double>(step + 1),
+                            100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
+  }
+  EpochStats stats;
+  stats.steps = steps;
+  stats.loss = loss_sum / static_cast<double>(steps);
+  stats.accuracy =
+      100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(seen, 1));
+  stats.seconds = bar.elapsed_seconds();
+  bar.finish(metrics_text(stats.loss, stats.accuracy));
+  return stats;
+}
+
+EvalStats evaluate(const Forward& forward, const LossFn& loss_fn, const ImageSet& data,
+                   int64_t batch_size, const std::string& label) {
+  const torch::NoGradGuard no_grad;
+  const int64_t size = data.size();
+  const int64_t steps = num_batches(size, batch_size);
+  ProgressBar bar(label, steps);
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  for (int64_t step = 0; step < steps; ++step) {
+    const int64_t begin = step * batch_size, end = std::min(size, begin + batch_size);
+    const at::Tensor labels = data.labels.slice(0, begin, end);
+    const at::Tensor output = forward(data.images.slice(0, begin, end));
+    if (step == 0) check_output(output, data);
+    // Weighted by batch size so the last, smaller batch counts right.
+    loss_sum += loss_fn(output, labels).item<double>() * static_cast<double>(end - begin);
+    correct += correct_count(output, labels);
+    seen += end - begin;
+    bar.update(step + 1, seen,
+               metrics_text(loss_sum / static_cast<double>(seen),
+                            100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
+  }
+  EvalStats stats;
+  stats.count = seen;
+  stats.loss = loss_sum / static_cast<double>(std::max<int64_t>(seen, 1));
+  stats.accuracy =
+      100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(seen, 1));
+  stats.seconds = bar.elapsed_seconds();
+  bar.finish(metrics_text(stats.loss, stats.accuracy));
+  return stats;
+}
+
+}  // namespace linquant::apps
