@@ -9,7 +9,7 @@
 
 #include "linquant/common/error.h"
 #include "linquant/quant/fake_quantize.h"
-#include "linquant/quant/fake_quantize_kernel.h"
+#include "linquant/quant/kernel_dispatch.h"
 
 namespace linquant {
 namespace {
@@ -58,7 +58,7 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
                          std::to_string(qparams.size()));
       }
       at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
-        fake_quantize_reference(xp + begin, yp + begin, mp + begin, end - begin, qparams[0],
+        fake_quantize_span(xp + begin, yp + begin, mp + begin, end - begin, qparams[0],
                                 quant_min, quant_max);
       });
     } else {
@@ -84,7 +84,7 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
                        [&](int64_t begin, int64_t end) {
                          for (int64_t r = begin; r < end; ++r) {
                            const int64_t offset = r * inner;
-                           fake_quantize_reference(xp + offset, yp + offset, mp + offset, inner,
+                           fake_quantize_span(xp + offset, yp + offset, mp + offset, inner,
                                                    qparams[r % channels], quant_min, quant_max);
                          }
                        });
@@ -96,9 +96,16 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const at::Tensor mask = ctx->get_saved_variables()[0];
-    // Same operation as ATen's cachemask backward (dY * mask), NaN handling included.
-    return {grads[0] * mask, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    const at::Tensor grad = grads[0].to(at::kFloat).contiguous();
+    at::Tensor grad_input = at::empty_like(grad);
+    const float* gp = grad.data_ptr<float>();
+    const bool* mp = mask.data_ptr<bool>();
+    float* op = grad_input.data_ptr<float>();
+    // Same values as ATen's cachemask backward (dY * mask), NaN * 0 included.
+    at::parallel_for(0, grad.numel(), kGrain, [&](int64_t begin, int64_t end) {
+      masked_gradient_span(gp + begin, mp + begin, op + begin, end - begin);
+    });
+    return {grad_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

@@ -42,6 +42,10 @@ void fake_quantize_per_channel_reference(const float* x, float* y, bool* mask, i
   }
 }
 
+void masked_gradient_reference(const float* grad, const bool* mask, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * static_cast<float>(mask[i]);
+}
+
 bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
   float lo = INFINITY;
   float hi = -INFINITY;

@@ -3,19 +3,48 @@
 #include "linquant/quant/observer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <vector>
 
 #include "linquant/common/error.h"
 #include "linquant/common/warning.h"
-#include "linquant/quant/fake_quantize_kernel.h"
+#include "linquant/quant/kernel_dispatch.h"
 
 namespace linquant {
 namespace {
 
+// Elements per parallel task: large enough that thread start-up does not dominate.
+constexpr int64_t kGrain = 32768;
+
+// Finite min/max of the whole buffer: equal chunks per thread, combined in chunk order.
+bool parallel_finite_min_max(const float* data, int64_t n, float* min_val, float* max_val) {
+  const int64_t chunks = std::clamp<int64_t>(n / kGrain, 1, at::get_num_threads());
+  std::vector<float> lo(chunks, 0.0f);
+  std::vector<float> hi(chunks, 0.0f);
+  std::vector<char> has(chunks, 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t first = n * c / chunks;
+      const int64_t last = n * (c + 1) / chunks;
+      has[c] = finite_min_max_span(data + first, last - first, &lo[c], &hi[c]);
+    }
+  });
+  bool any = false;
+  for (int64_t c = 0; c < chunks; ++c) {
+    if (!has[c]) continue;
+    *min_val = any ? std::min(*min_val, lo[c]) : lo[c];
+    *max_val = any ? std::max(*max_val, hi[c]) : hi[c];
+    any = true;
+  }
+  return any;
+}
+
 // Finite min/max of each slice along axis; a slice without finite values gets has[c] = 0.
+// Threads take whole channels, so no two write the same entry.
 void per_channel_min_max(const at::Tensor& x, int64_t axis, std::vector<float>& lo,
                          std::vector<float>& hi, std::vector<char>& has) {
   const int64_t channels = x.size(axis);
@@ -27,17 +56,21 @@ void per_channel_min_max(const at::Tensor& x, int64_t axis, std::vector<float>& 
   hi.assign(channels, -INFINITY);
   has.assign(channels, 0);
   const float* data = x.data_ptr<float>();
-  for (int64_t o = 0; o < outer; ++o) {
-    for (int64_t c = 0; c < channels; ++c) {
-      float slice_lo = 0.0f;
-      float slice_hi = 0.0f;
-      if (finite_min_max(data + (o * channels + c) * inner, inner, &slice_lo, &slice_hi)) {
-        lo[c] = std::min(lo[c], slice_lo);
-        hi[c] = std::max(hi[c], slice_hi);
-        has[c] = 1;
+  const int64_t per_channel = std::max<int64_t>(outer * inner, 1);
+  at::parallel_for(0, channels, std::max<int64_t>(1, kGrain / per_channel),
+                   [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      for (int64_t o = 0; o < outer; ++o) {
+        float slice_lo = 0.0f;
+        float slice_hi = 0.0f;
+        if (finite_min_max_span(data + (o * channels + c) * inner, inner, &slice_lo, &slice_hi)) {
+          lo[c] = std::min(lo[c], slice_lo);
+          hi[c] = std::max(hi[c], slice_hi);
+          has[c] = 1;
+        }
       }
     }
-  }
+  });
 }
 
 // One observer step on one value, as torch and coremltools write it in float32.
@@ -89,7 +122,7 @@ ObservedRange ObserverImpl::observe_range(const at::Tensor& input) const {
   if (!options_.per_channel()) {
     float lo = 0.0f;
     float hi = 0.0f;
-    if (finite_min_max(x.data_ptr<float>(), x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
+    if (parallel_finite_min_max(x.data_ptr<float>(), x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
     return range;
   }
   const int64_t axis = options_.ch_axis;

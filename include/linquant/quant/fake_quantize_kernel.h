@@ -24,6 +24,9 @@ void fake_quantize_per_channel_reference(const float* x, float* y, bool* mask, i
                                          int64_t channels, int64_t inner, const QParam* qparams,
                                          int64_t quant_min, int64_t quant_max);
 
+// out = grad * float(mask): the straight-through gradient, as ATen's `grad * mask`.
+void masked_gradient_reference(const float* grad, const bool* mask, float* out, int64_t n);
+
 // Minimum and maximum of the finite values; false when there is none (then min/max untouched).
 bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val);
 
