@@ -9,6 +9,7 @@
 
 #include "linquant/common/error.h"
 #include "linquant/runtime/batch_norm_folding.h"
+#include "channel_divide.h"
 #include "run_context.h"
 
 namespace linquant::runtime {
@@ -57,7 +58,7 @@ at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunConte
     throw Error("linear with fused BatchNorm needs a [batch, features] output, got " +
                 std::to_string(y.dim()) + " dimensions");
   }
-  y = y / scale_factor.reshape(channel_shape(y));
+  y = divide_channels(y, scale_factor.reshape({-1}));
   if (bias.defined()) y = y + bias.reshape(channel_shape(y));
 
   const bool frozen = context.freeze_bn.at(node.name).item<uint8_t>() != 0;

@@ -1,0 +1,122 @@
+// Forward: y = x / f. Backward, as DivBackward0 computes it in torch 1.13:
+//   dx = g / f
+//   df = sum_to(-g * ((x / f) / f), f's shape)  where x / f is exactly the saved output y
+// The elementwise parts are fused into one loop; the reduction is ATen's own sum_to, so
+// its summation order (and the result) is torch's.
+#include "channel_divide.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+
+#include <vector>
+
+#include "linquant/common/error.h"
+
+namespace linquant::runtime {
+namespace {
+
+// Elements per parallel task.
+constexpr int64_t kGrain = 32768;
+
+struct Planes {
+  int64_t outer = 1, channels = 1, inner = 1;
+};
+
+Planes planes_of(const at::Tensor& x) {
+  Planes p;
+  p.outer = x.size(0);
+  p.channels = x.size(1);
+  for (int64_t d = 2; d < x.dim(); ++d) p.inner *= x.size(d);
+  return p;
+}
+
+// Calls body(plane index, channel, offset) for every [inner] plane, split across threads.
+template <typename Body>
+void for_each_plane(const Planes& p, const Body& body) {
+  const int64_t planes = p.outer * p.channels;
+  at::parallel_for(0, planes, std::max<int64_t>(1, kGrain / std::max<int64_t>(p.inner, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t plane = begin; plane < end; ++plane) {
+                       body(plane % p.channels, plane * p.inner);
+                     }
+                   });
+}
+
+// The loops over one plane, compiled twice (AVX2 and baseline x86-64) with the version
+// picked at load time: division throughput, not memory, bounds them.
+__attribute__((target_clones("avx2", "default"))) void divide_plane(const float* x,
+                                                                   float divisor, float* y,
+                                                                   int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / divisor;
+}
+
+__attribute__((target_clones("avx2", "default"))) void divide_backward_plane(
+    const float* g, const float* y, float divisor, float* dx, float* df, int64_t n) {
+  if (dx) {
+    for (int64_t i = 0; i < n; ++i) dx[i] = g[i] / divisor;
+  }
+  if (df) {
+    for (int64_t i = 0; i < n; ++i) df[i] = -g[i] * (y[i] / divisor);
+  }
+}
+
+class ChannelDivide : public torch::autograd::Function<ChannelDivide> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            const at::Tensor& factor) {
+    const at::Tensor x = input.contiguous();
+    const at::Tensor f = factor.contiguous();
+    at::Tensor y = at::empty_like(x);
+    const Planes p = planes_of(x);
+    const float* xp = x.data_ptr<float>();
+    const float* fp = f.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    for_each_plane(p, [&](int64_t c, int64_t offset) {
+      divide_plane(xp + offset, fp[c], yp + offset, p.inner);
+    });
+    ctx->save_for_backward({y, f});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& y = saved[0];
+    const at::Tensor& f = saved[1];
+    const at::Tensor g = grads[0].contiguous();
+    const bool want_x = ctx->needs_input_grad(0);
+    const bool want_f = ctx->needs_input_grad(1);
+    at::Tensor grad_x = want_x ? at::empty_like(g) : at::Tensor();
+    at::Tensor grad_f_elements = want_f ? at::empty_like(g) : at::Tensor();
+    const Planes p = planes_of(g);
+    const float* gp = g.data_ptr<float>();
+    const float* yp = y.data_ptr<float>();
+    const float* fp = f.data_ptr<float>();
+    float* dxp = want_x ? grad_x.data_ptr<float>() : nullptr;
+    float* dfp = want_f ? grad_f_elements.data_ptr<float>() : nullptr;
+    for_each_plane(p, [&](int64_t c, int64_t offset) {
+      divide_backward_plane(gp + offset, yp + offset, fp[c], dxp ? dxp + offset : nullptr,
+                            dfp ? dfp + offset : nullptr, p.inner);
+    });
+    at::Tensor grad_f;
+    if (want_f) {
+      std::vector<int64_t> broadcast_shape(static_cast<size_t>(g.dim()), 1);
+      broadcast_shape[1] = p.channels;
+      grad_f = at::sum_to(grad_f_elements, broadcast_shape).reshape(f.sizes());
+    }
+    return {grad_x, grad_f};
+  }
+};
+
+}  // namespace
+
+at::Tensor divide_channels(const at::Tensor& x, const at::Tensor& factor) {
+  if (x.scalar_type() != at::kFloat || factor.scalar_type() != at::kFloat || x.dim() < 2 ||
+      factor.dim() != 1 || factor.size(0) != x.size(1)) {
+    throw Error("divide_channels needs a float32 [N, C, ...] tensor and C float32 factors");
+  }
+  return ChannelDivide::apply(x, factor);
+}
+
+}  // namespace linquant::runtime
