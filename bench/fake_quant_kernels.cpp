@@ -1,0 +1,144 @@
+// Micro-benchmarks of fake quantization against ReLU on the same tensor, the memory-bandwidth
+// reference: ReLU reads and writes every element once, as a fake quantizer must at least.
+//
+// Tensors: a 4.7M-element activation [32, 64, 48, 48] quantized per tensor, and a 1.2M-element
+// conv weight [512, 256, 3, 3] quantized per output channel (axis 0).
+// Variants: ATen's own kernels (fake_quantize_per_*_affine and the fused observer + fake
+// quant PyTorch's default QAT uses), linquant's fake_quantize() without the observer, and
+// linquant's FakeQuantize module with its observer on; forward, and forward + backward.
+// Each linquant variant runs with the scalar reference kernels and with AVX2.
+// bench/report.py turns the JSON output into ratios to ReLU.
+#include <ATen/ATen.h>
+#include <benchmark/benchmark.h>
+#include <torch/autograd.h>
+
+#include <functional>
+#include <string>
+
+#include "bench_common.h"
+#include "linquant/quant/fake_quantize.h"
+#include "linquant/quant/kernel_dispatch.h"
+
+namespace linquant {
+namespace {
+
+enum class Shape { activation, weight };
+
+at::Tensor make_input(Shape shape) {
+  at::manual_seed(0);
+  return shape == Shape::activation ? at::randn({32, 64, 48, 48}) : at::randn({512, 256, 3, 3}) * 0.05;
+}
+
+FakeQuantizeOptions options_for(Shape shape) {
+  FakeQuantizeOptions options;
+  if (shape == Shape::activation) {
+    options.range = QuantRange::quint8();
+    options.ch_axis = -1;
+  } else {
+    options.range = QuantRange::qint8();
+    options.ch_axis = 0;
+  }
+  options.scheme = QuantizationScheme::symmetric;
+  options.observer = ObserverType::moving_average_min_max;
+  return options;
+}
+
+// Runs op on x (forward) or op on x then the gradient of its output (forward + backward).
+void run(benchmark::State& state, const at::Tensor& input, bool backward,
+         const std::function<at::Tensor(const at::Tensor&)>& op) {
+  at::Tensor x = input.clone();
+  if (backward) x.requires_grad_(true);
+  const at::Tensor grad = at::ones_like(input);
+  for (auto _ : state) {
+    if (backward) {
+      const at::Tensor y = op(x);
+      benchmark::DoNotOptimize(torch::autograd::grad({y}, {x}, {grad})[0].data_ptr());
+    } else {
+      const at::NoGradGuard no_grad;
+      benchmark::DoNotOptimize(op(x).data_ptr());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * input.numel());
+  state.SetBytesProcessed(state.iterations() * input.numel() * 8);  // one read, one write
+}
+
+void register_all() {
+  for (const Shape shape : {Shape::activation, Shape::weight}) {
+    const std::string tensor = shape == Shape::activation ? "act4.7M" : "weight1.2M";
+    const at::Tensor input = make_input(shape);
+    const FakeQuantizeOptions options = options_for(shape);
+    for (const bool backward : {false, true}) {
+      const std::string pass = backward ? "fwd_bwd" : "fwd";
+      auto add = [&](const std::string& name, std::function<at::Tensor(const at::Tensor&)> op,
+                     std::function<void()> before = {}) {
+        benchmark::RegisterBenchmark(
+            (name + "/" + tensor + "/" + pass).c_str(),
+            [input, backward, op, before](benchmark::State& state) {
+              if (before) before();
+              run(state, input, backward, op);
+            })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      };
+      add("relu", [](const at::Tensor& x) { return at::relu(x); });
+
+      // ATen's kernels with the qparams of this tensor, as PyTorch's FakeQuantize calls them.
+      FakeQuantize reference_module(options);
+      reference_module->forward(input);
+      const at::Tensor scale = reference_module->scale.clone();
+      const at::Tensor zero_point = reference_module->zero_point.clone();
+      const QuantRange range = options.range;
+      if (shape == Shape::activation) {
+        add("aten_fake_quant", [=](const at::Tensor& x) {
+          return at::fake_quantize_per_tensor_affine(x, scale, zero_point, range.quant_min,
+                                                     range.quant_max);
+        });
+      } else {
+        add("aten_fake_quant", [=](const at::Tensor& x) {
+          return at::fake_quantize_per_channel_affine(x, scale, zero_point, 0, range.quant_min,
+                                                      range.quant_max);
+        });
+      }
+      // PyTorch's default QAT path: moving-average observer + fake quant in one ATen op.
+      const bool per_channel = shape == Shape::weight;
+      auto observer_on = at::ones({1}, at::kLong);
+      auto fake_quant_on = at::ones({1}, at::kLong);
+      auto running_min = per_channel ? at::full({512}, -0.1) : at::full({1}, -3.0);
+      auto running_max = per_channel ? at::full({512}, 0.1) : at::full({1}, 3.0);
+      auto fused_scale = per_channel ? at::ones({512}) : at::ones({1});
+      auto fused_zero_point = per_channel ? at::zeros({512}, at::kInt) : at::zeros({1}, at::kInt);
+      add("aten_observer_fake_quant", [=](const at::Tensor& x) mutable {
+        return at::fused_moving_avg_obs_fake_quant(
+            x, observer_on, fake_quant_on, running_min, running_max, fused_scale,
+            fused_zero_point, 0.01, range.quant_min, range.quant_max, per_channel ? 0 : -1,
+            per_channel, true);
+      });
+
+      for (const KernelIsa isa : {KernelIsa::scalar, KernelIsa::avx2}) {
+        if (!kernel_isa_available(isa)) continue;
+        const std::string suffix = std::string("_") + to_string(isa);
+        const auto select = [isa] { set_kernel_isa(isa); };
+        const int64_t axis = options.ch_axis;
+        add("linquant_fake_quant" + suffix, [=](const at::Tensor& x) {
+          return fake_quantize(x, scale, zero_point, axis, range.quant_min, range.quant_max);
+        }, select);
+        FakeQuantize module(options);
+        add("linquant_observer_fake_quant" + suffix,
+            [module](const at::Tensor& x) mutable { return module->forward(x); }, select);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace linquant
+
+int main(int argc, char** argv) {
+  linquant::bench::tune_malloc();
+  at::set_num_threads(2);
+  benchmark::Initialize(&argc, argv);
+  linquant::register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
