@@ -28,25 +28,37 @@ std::pair<at::Tensor, at::Tensor> FakeQuantizeImpl::calculate_qparams() const {
   return activation_post_process->calculate_qparams();
 }
 
-at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
-  if (is_observer_enabled() && !options_.fixed_qparams) {
-    if (in_shared_pass_) {
-      observe_in_shared_pass(x);
-    } else {
-      activation_post_process->forward(x);
-    }
-    auto [new_scale, new_zero_point] = calculate_qparams();
-    const at::NoGradGuard no_grad;
-    if (scale.sizes() != new_scale.sizes()) {
-      scale.resize_(new_scale.sizes());
-      zero_point.resize_(new_zero_point.sizes());
-    }
-    scale.copy_(new_scale);
-    zero_point.copy_(new_zero_point);
+void FakeQuantizeImpl::observe(const at::Tensor& x, bool after_relu) {
+  if (!is_observer_enabled() || options_.fixed_qparams) return;
+  if (in_shared_pass_) {
+    observe_in_shared_pass(x, after_relu);
+  } else {
+    activation_post_process->apply_range(activation_post_process->observe_range(x, after_relu));
   }
+  auto [new_scale, new_zero_point] = calculate_qparams();
+  const at::NoGradGuard no_grad;
+  if (scale.sizes() != new_scale.sizes()) {
+    scale.resize_(new_scale.sizes());
+    zero_point.resize_(new_zero_point.sizes());
+  }
+  scale.copy_(new_scale);
+  zero_point.copy_(new_zero_point);
+}
+
+at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
+  observe(x, /*after_relu=*/false);
   if (!is_fake_quant_enabled()) return x;
   return fake_quantize(x, scale, zero_point, options_.ch_axis, options_.range.quant_min,
                        options_.range.quant_max);
+}
+
+at::Tensor FakeQuantizeImpl::forward_after_relu(const at::Tensor& x) {
+  if (options_.per_channel() || x.scalar_type() != at::kFloat || !is_fake_quant_enabled()) {
+    return forward(at::relu(x));
+  }
+  observe(x, /*after_relu=*/true);
+  return relu_fake_quantize(x, scale, zero_point, options_.range.quant_min,
+                            options_.range.quant_max);
 }
 
 void FakeQuantizeImpl::begin_shared_pass() {
@@ -58,8 +70,8 @@ void FakeQuantizeImpl::begin_shared_pass() {
 
 void FakeQuantizeImpl::end_shared_pass() { in_shared_pass_ = false; }
 
-void FakeQuantizeImpl::observe_in_shared_pass(const at::Tensor& x) {
-  pass_range_.merge(activation_post_process->observe_range(x));
+void FakeQuantizeImpl::observe_in_shared_pass(const at::Tensor& x, bool after_relu) {
+  pass_range_.merge(activation_post_process->observe_range(x, after_relu));
   const at::NoGradGuard no_grad;
   Observer& observer = activation_post_process;
   observer->min_val.resize_(pass_start_min_.sizes()).copy_(pass_start_min_);

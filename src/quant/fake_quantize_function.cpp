@@ -1,5 +1,6 @@
-// The autograd function behind fake_quantize(): forward through the kernels, backward
-// multiplies the incoming gradient by the saved in-range mask (straight-through estimator).
+// The autograd functions behind fake_quantize() and relu_fake_quantize(): forward through the
+// kernels, backward multiplies the incoming gradient by the saved in-range mask
+// (straight-through estimator), and for the ReLU form also zeroes it where x <= 0.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
@@ -109,15 +110,69 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
   }
 };
 
-}  // namespace
+// relu then per-tensor fake quantize; the saved state bytes give both gradients at once.
+class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuantizeFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            const at::Tensor& scale, const at::Tensor& zero_point,
+                            int64_t quant_min, int64_t quant_max) {
+    const at::Tensor x = input.contiguous();
+    at::Tensor y = at::empty_like(x);
+    at::Tensor state = at::empty(x.sizes(), x.options().dtype(at::kByte));
+    const std::vector<QParam> qparams = read_qparams(scale, zero_point);
+    if (qparams.size() != 1) {
+      throw QuantError("relu_fake_quantize: per-tensor quantization needs one scale, got " +
+                       std::to_string(qparams.size()));
+    }
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    uint8_t* sp = state.data_ptr<uint8_t>();
+    at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
+      relu_fake_quantize_span(xp + begin, yp + begin, sp + begin, end - begin, qparams[0],
+                              quant_min, quant_max);
+    });
+    ctx->save_for_backward({state});
+    return y;
+  }
 
-at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,
-                         const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
-                         int64_t quant_max) {
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor state = ctx->get_saved_variables()[0];
+    const at::Tensor grad = grads[0].to(at::kFloat).contiguous();
+    at::Tensor grad_input = at::empty_like(grad);
+    const float* gp = grad.data_ptr<float>();
+    const uint8_t* sp = state.data_ptr<uint8_t>();
+    float* op = grad_input.data_ptr<float>();
+    at::parallel_for(0, grad.numel(), kGrain, [&](int64_t begin, int64_t end) {
+      relu_masked_gradient_span(gp + begin, sp + begin, op + begin, end - begin);
+    });
+    return {grad_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+void check_quant_range(int64_t quant_min, int64_t quant_max) {
   if (quant_min > quant_max) {
     throw QuantError("fake_quantize: quant_min " + std::to_string(quant_min) +
                      " is above quant_max " + std::to_string(quant_max));
   }
+}
+
+}  // namespace
+
+at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                              const at::Tensor& zero_point, int64_t quant_min,
+                              int64_t quant_max) {
+  check_quant_range(quant_min, quant_max);
+  if (x.scalar_type() != at::kFloat) {
+    return fake_quantize(at::relu(x), scale, zero_point, -1, quant_min, quant_max);
+  }
+  return ReluFakeQuantizeFunction::apply(x, scale, zero_point, quant_min, quant_max);
+}
+
+at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                         const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
+                         int64_t quant_max) {
+  check_quant_range(quant_min, quant_max);
   if (!at::isFloatingType(x.scalar_type())) {
     throw QuantError(std::string("fake_quantize: expected a floating-point tensor, got ") +
                      c10::toString(x.scalar_type()));

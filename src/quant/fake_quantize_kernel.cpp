@@ -46,6 +46,44 @@ void masked_gradient_reference(const float* grad, const bool* mask, float* out, 
   for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * static_cast<float>(mask[i]);
 }
 
+void relu_fake_quantize_reference(const float* x, float* y, uint8_t* state, int64_t n,
+                                  QParam qparam, int64_t quant_min, int64_t quant_max) {
+  const float inv_scale = 1.0f / qparam.scale;
+  const auto qmin = static_cast<float>(quant_min);
+  const auto qmax = static_cast<float>(quant_max);
+  for (int64_t i = 0; i < n; ++i) {
+    const float relu = std::isnan(x[i]) ? x[i] : std::max(x[i], 0.0f);
+    bool in_range = false;
+    y[i] = fake_quantize_one(relu, inv_scale, qparam, qmin, qmax, &in_range);
+    state[i] = x[i] <= 0.0f ? 0 : (in_range ? 1 : 2);
+  }
+}
+
+void relu_masked_gradient_reference(const float* grad, const uint8_t* state, float* out,
+                                    int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = state[i] == 0 ? 0.0f : grad[i] * static_cast<float>(state[i] == 1);
+  }
+}
+
+bool relu_finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
+  float lo = INFINITY;
+  float hi = -INFINITY;
+  bool any = false;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i]) || x[i] == INFINITY) continue;
+    const float v = std::max(x[i], 0.0f);
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    any = true;
+  }
+  if (any) {
+    *min_val = lo;
+    *max_val = hi;
+  }
+  return any;
+}
+
 bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
   float lo = INFINITY;
   float hi = -INFINITY;

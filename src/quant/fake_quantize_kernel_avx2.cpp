@@ -36,18 +36,27 @@ inline __m256 fake_quantize_lanes(__m256 x, const Grid& g, __m256i* in_range) {
   return _mm256_mul_ps(_mm256_sub_ps(clamped, g.zero_point), g.scale);
 }
 
-// Four all-ones/zero int32 masks (8 lanes each) -> 32 bytes of 0/1 in element order. The
-// packs work within 128-bit halves, so the result comes out as 4-byte groups
+// Four vectors of small int32 lanes (0..2, or -1 for a true compare) -> 32 bytes in element
+// order. The packs work within 128-bit halves, so the bytes come out as 4-byte groups
 // a0-3 b0-3 c0-3 d0-3 a4-7 b4-7 c4-7 d4-7 and one permute puts them back in order.
-inline __m256i pack_mask_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
+inline __m256i pack_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
   const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
-  const __m256i ordered =
-      _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-  return _mm256_and_si256(ordered, _mm256_set1_epi8(1));
+  return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+inline void store_bytes(void* out, __m256i bytes) {
+  _mm256_storeu_si256(static_cast<__m256i*>(out), bytes);
+}
+
+inline __m256 relu_lanes(__m256 x) {
+  // _mm256_max_ps(0, x) is x for NaN, as ATen's relu keeps NaN.
+  return _mm256_max_ps(_mm256_setzero_ps(), x);
 }
 
 // Min and max over finite and infinite values alike; NaN lanes drop out because
 // _mm256_min_ps(v, acc) returns acc when v is NaN.
+// With kRelu the values are relu(x) (NaN stays NaN and drops out the same way).
+template <bool kRelu>
 inline void min_max_skipping_nan(const float* x, int64_t n, float* lo_out, float* hi_out,
                                  int64_t* done) {
   __m256 lo[4], hi[4];
@@ -58,7 +67,8 @@ inline void min_max_skipping_nan(const float* x, int64_t n, float* lo_out, float
   int64_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     for (int k = 0; k < 4; ++k) {
-      const __m256 v = _mm256_loadu_ps(x + i + k * kLanes);
+      __m256 v = _mm256_loadu_ps(x + i + k * kLanes);
+      if (kRelu) v = relu_lanes(v);
       lo[k] = _mm256_min_ps(v, lo[k]);
       hi[k] = _mm256_max_ps(v, hi[k]);
     }
@@ -95,8 +105,8 @@ void fake_quantize(const float* x, float* y, bool* mask, int64_t n, QParam qpara
       _mm256_storeu_ps(y + at, fake_quantize_lanes(_mm256_loadu_ps(x + at), grid, &in_range[k]));
     }
     if (mask) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask + i),
-                          pack_mask_bytes(in_range[0], in_range[1], in_range[2], in_range[3]));
+      const __m256i bytes = pack_bytes(in_range[0], in_range[1], in_range[2], in_range[3]);
+      store_bytes(mask + i, _mm256_and_si256(bytes, _mm256_set1_epi8(1)));
     }
   }
   if (i < n) {
@@ -109,7 +119,7 @@ bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
   float lo = INFINITY;
   float hi = -INFINITY;
   int64_t done = 0;
-  min_max_skipping_nan(x, n, &lo, &hi, &done);
+  min_max_skipping_nan<false>(x, n, &lo, &hi, &done);
   // An infinity among the values shows up as an infinite result (finite values cannot make
   // one): then this needs the scan that leaves infinities out, which the reference does.
   if (std::isinf(lo) && lo < 0.0f) return linquant::finite_min_max(x, n, min_val, max_val);
@@ -136,6 +146,70 @@ void masked_gradient(const float* grad, const bool* mask, float* out, int64_t n)
     _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(grad + i), m));
   }
   for (; i < n; ++i) out[i] = grad[i] * static_cast<float>(mask[i]);
+}
+
+void relu_fake_quantize(const float* x, float* y, uint8_t* state, int64_t n, QParam qparam,
+                        int64_t quant_min, int64_t quant_max) {
+  const float inv_scale = 1.0f / qparam.scale;
+  const Grid grid{_mm256_set1_ps(inv_scale), _mm256_set1_ps(qparam.scale),
+                  _mm256_set1_ps(static_cast<float>(qparam.zero_point)),
+                  _mm256_set1_ps(static_cast<float>(quant_min)),
+                  _mm256_set1_ps(static_cast<float>(quant_max))};
+  const __m256i two = _mm256_set1_epi32(2);
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    __m256i lane_state[4];
+    for (int k = 0; k < 4; ++k) {
+      const int64_t at = i + k * kLanes;
+      const __m256 v = _mm256_loadu_ps(x + at);
+      __m256i in_range;
+      _mm256_storeu_ps(y + at, fake_quantize_lanes(relu_lanes(v), grid, &in_range));
+      // 2 + (-1 or 0) = 1 on the grid, 2 off it; 0 where x <= 0 (false for NaN).
+      const __m256i zero_gradient =
+          _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ));
+      lane_state[k] = _mm256_andnot_si256(zero_gradient, _mm256_add_epi32(two, in_range));
+    }
+    store_bytes(state + i, pack_bytes(lane_state[0], lane_state[1], lane_state[2], lane_state[3]));
+  }
+  if (i < n) {
+    relu_fake_quantize_reference(x + i, y + i, state + i, n - i, qparam, quant_min, quant_max);
+  }
+}
+
+bool relu_finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
+  float lo = INFINITY;
+  float hi = -INFINITY;
+  int64_t done = 0;
+  min_max_skipping_nan<true>(x, n, &lo, &hi, &done);
+  // +inf must be left out: redo the scan the reference's way (-inf is already 0 here).
+  if (std::isinf(hi) && hi > 0.0f) return linquant::relu_finite_min_max(x, n, min_val, max_val);
+  float tail_lo = 0.0f;
+  float tail_hi = 0.0f;
+  if (done < n && linquant::relu_finite_min_max(x + done, n - done, &tail_lo, &tail_hi)) {
+    lo = std::min(lo, tail_lo);
+    hi = std::max(hi, tail_hi);
+  }
+  if (!(lo < INFINITY)) return false;
+  *min_val = lo;
+  *max_val = hi;
+  return true;
+}
+
+void relu_masked_gradient(const float* grad, const uint8_t* state, float* out, int64_t n) {
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256 one_f = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    uint64_t bytes = 0;
+    std::memcpy(&bytes, state + i, sizeof bytes);
+    const __m256i s = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes)));
+    // 1.0f where the state is 1, else 0.0f; then all bits cleared (+0) where it is 0.
+    const __m256 on_grid = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(s, one)), one_f);
+    const __m256 product = _mm256_mul_ps(_mm256_loadu_ps(grad + i), on_grid);
+    const __m256i passes = _mm256_cmpgt_epi32(s, _mm256_setzero_si256());
+    _mm256_storeu_ps(out + i, _mm256_and_ps(_mm256_castsi256_ps(passes), product));
+  }
+  if (i < n) relu_masked_gradient_reference(grad + i, state + i, out + i, n - i);
 }
 
 }  // namespace linquant::avx2

@@ -20,8 +20,12 @@ namespace {
 // Elements per parallel task: large enough that thread start-up does not dominate.
 constexpr int64_t kGrain = 32768;
 
-// Finite min/max of the whole buffer: equal chunks per thread, combined in chunk order.
-bool parallel_finite_min_max(const float* data, int64_t n, float* min_val, float* max_val) {
+using MinMaxSpan = bool (*)(const float*, int64_t, float*, float*);
+
+// Min/max of the whole buffer by `span` (finite values of x, or of relu(x)): equal chunks per
+// thread, combined in chunk order.
+bool parallel_min_max(MinMaxSpan span, const float* data, int64_t n, float* min_val,
+                      float* max_val) {
   const int64_t chunks = std::clamp<int64_t>(n / kGrain, 1, at::get_num_threads());
   std::vector<float> lo(chunks, 0.0f);
   std::vector<float> hi(chunks, 0.0f);
@@ -30,7 +34,7 @@ bool parallel_finite_min_max(const float* data, int64_t n, float* min_val, float
     for (int64_t c = begin; c < end; ++c) {
       const int64_t first = n * c / chunks;
       const int64_t last = n * (c + 1) / chunks;
-      has[c] = finite_min_max_span(data + first, last - first, &lo[c], &hi[c]);
+      has[c] = span(data + first, last - first, &lo[c], &hi[c]);
     }
   });
   bool any = false;
@@ -114,7 +118,7 @@ bool ObserverImpl::has_observed() const {
   return !(min_val.item<float>() == INFINITY && max_val.item<float>() == -INFINITY);
 }
 
-ObservedRange ObserverImpl::observe_range(const at::Tensor& input) const {
+ObservedRange ObserverImpl::observe_range(const at::Tensor& input, bool after_relu) const {
   ObservedRange range;
   if (input.numel() == 0) return range;
   const at::NoGradGuard no_grad;
@@ -122,9 +126,11 @@ ObservedRange ObserverImpl::observe_range(const at::Tensor& input) const {
   if (!options_.per_channel()) {
     float lo = 0.0f;
     float hi = 0.0f;
-    if (parallel_finite_min_max(x.data_ptr<float>(), x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
+    const MinMaxSpan span = after_relu ? relu_finite_min_max_span : finite_min_max_span;
+    if (parallel_min_max(span, x.data_ptr<float>(), x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
     return range;
   }
+  if (after_relu) throw QuantError("per-channel observers take the ReLU output itself");
   const int64_t axis = options_.ch_axis;
   if (axis >= x.dim()) {
     std::ostringstream message;

@@ -20,6 +20,10 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   // Observer on: update the range and recompute scale/zero point from it.
   // Fake quant on: return the fake-quantized x, else x itself.
   at::Tensor forward(const at::Tensor& x);
+  // forward(at::relu(x)) with the same results bit for bit, without materializing relu(x) or
+  // keeping it for the backward pass (per-tensor float32 quantizers with fake quant on; the
+  // other cases take that composite path).
+  at::Tensor forward_after_relu(const at::Tensor& x);
 
   void enable_observer(bool on = true);
   void disable_observer() { enable_observer(false); }
@@ -47,7 +51,8 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   Observer activation_post_process{nullptr};
 
  private:
-  void observe_in_shared_pass(const at::Tensor& x);
+  void observe(const at::Tensor& x, bool after_relu);
+  void observe_in_shared_pass(const at::Tensor& x, bool after_relu);
 
   FakeQuantizeOptions options_;
   bool in_shared_pass_ = false;
@@ -62,5 +67,10 @@ TORCH_MODULE(FakeQuantize);
 at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                          const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
                          int64_t quant_max);
+
+// fake_quantize(at::relu(x), ...) per tensor in one pass, gradients included, bit for bit.
+at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                              const at::Tensor& zero_point, int64_t quant_min,
+                              int64_t quant_max);
 
 }  // namespace linquant

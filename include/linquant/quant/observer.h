@@ -37,7 +37,8 @@ class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
   at::Tensor forward(const at::Tensor& x);
 
   // forward() in two halves, so a caller can update the state once from several tensors.
-  ObservedRange observe_range(const at::Tensor& x) const;
+  // after_relu: the range of relu(x), without computing relu(x) (per-tensor observers only).
+  ObservedRange observe_range(const at::Tensor& x, bool after_relu = false) const;
   void apply_range(const ObservedRange& range);
 
   // Scale (float32) and zero point (int32) tensors: shape [1] per tensor, [channels] per

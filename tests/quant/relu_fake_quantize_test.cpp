@@ -1,0 +1,116 @@
+// FakeQuantize::forward_after_relu against the composite it replaces, forward(at::relu(x)),
+// whose parts are checked against PyTorch by the golden sweep: outputs, gradients, observer
+// state and qparams must agree bit for bit, with NaN, infinities and saturation in the data,
+// over several steps and for every observer, scheme and activation dtype. CTest runs this
+// suite with the AVX2 and with the scalar kernels.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include <cstring>
+#include <string>
+
+#include "linquant/quant/fake_quantize.h"
+
+namespace linquant {
+namespace {
+
+// Equal as bits, or both NaN (the payload of a NaN is not part of the contract).
+void expect_same_bits(const at::Tensor& got, const at::Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const at::Tensor g = got.contiguous();
+  const at::Tensor w = want.contiguous();
+  const float* gp = g.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    if (std::isnan(gp[i]) && std::isnan(wp[i])) continue;
+    uint32_t gb = 0, wb = 0;
+    std::memcpy(&gb, gp + i, 4);
+    std::memcpy(&wb, wp + i, 4);
+    ASSERT_EQ(gb, wb) << what << " element " << i << ": " << gp[i] << " vs " << wp[i];
+  }
+}
+
+at::Tensor tricky_input(int64_t seed, int64_t n) {
+  at::manual_seed(seed);
+  at::Tensor x = at::randn({n}) * 3.0;
+  // Ties on the grid, exact zeros of both signs, and non-finite values.
+  x.index_put_({at::arange(0, n, 7)}, at::round(x.index({at::arange(0, n, 7)}) * 20) / 20 + 0.025);
+  x[1] = -0.0f;
+  x[2] = 0.0f;
+  x[3] = NAN;
+  x[4] = INFINITY;
+  x[5] = -INFINITY;
+  x[6] = 1e30f;
+  return x.reshape({-1, 1, 1});
+}
+
+struct Variant {
+  ObserverType observer;
+  QuantizationScheme scheme;
+  QuantRange range;
+};
+
+TEST(ReluFakeQuantize, MatchesReluThenFakeQuantizeBitForBit) {
+  const Variant variants[] = {
+      {ObserverType::moving_average_min_max, QuantizationScheme::symmetric, QuantRange::quint8()},
+      {ObserverType::moving_average_min_max, QuantizationScheme::affine, QuantRange::quint8()},
+      {ObserverType::min_max, QuantizationScheme::affine, QuantRange::qint8()},
+      {ObserverType::ema_min_max, QuantizationScheme::symmetric, QuantRange::qint8()},
+      {ObserverType::min_max, QuantizationScheme::symmetric, QuantRange::quint4()},
+  };
+  for (const Variant& v : variants) {
+    FakeQuantizeOptions options;
+    options.observer = v.observer;
+    options.scheme = v.scheme;
+    options.range = v.range;
+    FakeQuantize fused(options);
+    FakeQuantize composite(options);
+    for (int64_t step = 0; step < 4; ++step) {
+      // Sizes around the vector width and thread chunking, and one all-negative input.
+      const int64_t n = step == 0 ? 37 : (step == 1 ? 100003 : 4096);
+      at::Tensor x = tricky_input(step + 10, n);
+      if (step == 3) x = -x.abs();
+      const std::string what = std::string("step ") + std::to_string(step) + " " +
+                               fused->options().describe();
+      const at::Tensor a = x.clone().requires_grad_(true);
+      const at::Tensor b = x.clone().requires_grad_(true);
+      const at::Tensor ya = fused->forward_after_relu(a);
+      const at::Tensor yb = composite->forward(at::relu(b));
+      expect_same_bits(ya, yb, what + " output");
+      const at::Tensor grad = at::randn(ya.sizes());
+      grad[0][0][0] = NAN;
+      const at::Tensor ga = torch::autograd::grad({ya}, {a}, {grad})[0];
+      const at::Tensor gb = torch::autograd::grad({yb}, {b}, {grad})[0];
+      expect_same_bits(ga, gb, what + " gradient");
+      EXPECT_EQ(fused->scale.item<float>(), composite->scale.item<float>()) << what;
+      EXPECT_EQ(fused->zero_point.item<int32_t>(), composite->zero_point.item<int32_t>()) << what;
+      EXPECT_EQ(fused->activation_post_process->min_val.item<float>(),
+                composite->activation_post_process->min_val.item<float>()) << what;
+      EXPECT_EQ(fused->activation_post_process->max_val.item<float>(),
+                composite->activation_post_process->max_val.item<float>()) << what;
+    }
+  }
+}
+
+TEST(ReluFakeQuantize, DisabledFakeQuantStillObservesTheReluOutput) {
+  FakeQuantize fused(FakeQuantizeOptions{});
+  FakeQuantize composite(FakeQuantizeOptions{});
+  fused->disable_fake_quant();
+  composite->disable_fake_quant();
+  const at::Tensor x = tricky_input(3, 999);
+  expect_same_bits(fused->forward_after_relu(x), at::relu(x), "output");
+  composite->forward(at::relu(x));
+  EXPECT_EQ(fused->scale.item<float>(), composite->scale.item<float>());
+}
+
+TEST(ReluFakeQuantize, OnlyNonFiniteInputLeavesTheObserverUnset) {
+  FakeQuantize fused(FakeQuantizeOptions{});
+  const at::Tensor x = at::tensor({NAN, INFINITY, NAN});
+  const at::Tensor y = fused->forward_after_relu(x);
+  EXPECT_FALSE(fused->activation_post_process->has_observed());
+  EXPECT_TRUE(std::isnan(y[0].item<float>()));
+}
+
+}  // namespace
+}  // namespace linquant
