@@ -4,7 +4,7 @@
 # float and FX QAT on the same networks, batch sizes and 2 threads), peak memory, and the
 # prepare/finalize/Core ML export times. Raw results and summary.json go to bench/results/.
 #
-#   bash bench/run.sh            full run (ImageNet models at 3x224x224, batch 32): ~20 min
+#   bash bench/run.sh            full run (ImageNet models at 3x224x224, batch 32): ~25 min
 #   bash bench/run.sh --quick    smoke run (3x64x64, few steps, one repetition): ~3 min
 #
 # Benchmark an idle machine: the load average is recorded with the results.
@@ -12,10 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 size=224
-steps=8
-big_steps=4
+steps=15
+big_steps=5
 repetitions=3
-big_repetitions=1
+big_repetitions=2
 kernel_min_time=0.5
 if [ "${1:-}" = "--quick" ]; then
   size=64; steps=3; big_steps=2; repetitions=1; kernel_min_time=0.05
