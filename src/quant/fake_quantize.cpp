@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 namespace linquant {
 
 FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options) : options_(options) { reset(); }
@@ -45,7 +47,40 @@ void FakeQuantizeImpl::observe(const at::Tensor& x, bool after_relu) {
   zero_point.copy_(new_zero_point);
 }
 
+bool FakeQuantizeImpl::fuses_observer_and_fake_quant(const at::Tensor& x) const {
+  return options_.per_channel() && options_.ch_axis == 0 && !options_.fixed_qparams &&
+         !in_shared_pass_ && x.scalar_type() == at::kFloat && x.dim() > 0 && x.numel() > 0 &&
+         is_observer_enabled() && is_fake_quant_enabled();
+}
+
+at::Tensor FakeQuantizeImpl::observe_and_fake_quantize_rows(const at::Tensor& x) {
+  const int64_t channels = x.size(0);
+  std::vector<QParam> qparams(static_cast<size_t>(channels));
+  const at::Tensor y = fake_quantize_observed_rows(
+      x, options_.range.quant_min, options_.range.quant_max,
+      [&](const at::Tensor& rows, const RowCallback& fake_quantize_row) {
+        activation_post_process->observe_rows(rows, [&](int64_t c, QParam qparam) {
+          qparams[static_cast<size_t>(c)] = qparam;
+          fake_quantize_row(c, qparam);
+        });
+      });
+  // The buffers end as observe() would leave them.
+  const at::NoGradGuard no_grad;
+  if (scale.numel() != channels) {
+    scale.resize_({channels});
+    zero_point.resize_({channels});
+  }
+  float* scale_data = scale.data_ptr<float>();
+  int32_t* zero_point_data = zero_point.data_ptr<int32_t>();
+  for (int64_t c = 0; c < channels; ++c) {
+    scale_data[c] = qparams[static_cast<size_t>(c)].scale;
+    zero_point_data[c] = qparams[static_cast<size_t>(c)].zero_point;
+  }
+  return y;
+}
+
 at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
+  if (fuses_observer_and_fake_quant(x)) return observe_and_fake_quantize_rows(x);
   observe(x, /*after_relu=*/false);
   if (!is_fake_quant_enabled()) return x;
   return fake_quantize(x, scale, zero_point, options_.ch_axis, options_.range.quant_min,

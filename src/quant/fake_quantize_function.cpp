@@ -40,6 +40,27 @@ std::vector<QParam> read_qparams(const at::Tensor& scale, const at::Tensor& zero
   return qparams;
 }
 
+// dx from dy and the saved mask (bool: dy * mask; uint8 ReLU states: see
+// relu_masked_gradient_reference), followed by `inputs - 1` undefined gradients for the
+// function's other arguments.
+template <typename MaskT>
+torch::autograd::variable_list masked_backward(
+    torch::autograd::AutogradContext* ctx, const torch::autograd::variable_list& grads,
+    size_t inputs, void (*span)(const float*, const MaskT*, float*, int64_t)) {
+  const at::Tensor mask = ctx->get_saved_variables()[0];
+  const at::Tensor grad = grads[0].to(at::kFloat).contiguous();
+  at::Tensor grad_input = at::empty_like(grad);
+  const float* gp = grad.data_ptr<float>();
+  const MaskT* mp = mask.data_ptr<MaskT>();
+  float* op = grad_input.data_ptr<float>();
+  at::parallel_for(0, grad.numel(), kGrain, [&](int64_t begin, int64_t end) {
+    span(gp + begin, mp + begin, op + begin, end - begin);
+  });
+  torch::autograd::variable_list result(inputs);
+  result[0] = grad_input;
+  return result;
+}
+
 class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
@@ -86,7 +107,7 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
                          for (int64_t r = begin; r < end; ++r) {
                            const int64_t offset = r * inner;
                            fake_quantize_span(xp + offset, yp + offset, mp + offset, inner,
-                                                   qparams[r % channels], quant_min, quant_max);
+                                              qparams[r % channels], quant_min, quant_max);
                          }
                        });
     }
@@ -96,17 +117,37 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    const at::Tensor mask = ctx->get_saved_variables()[0];
-    const at::Tensor grad = grads[0].to(at::kFloat).contiguous();
-    at::Tensor grad_input = at::empty_like(grad);
-    const float* gp = grad.data_ptr<float>();
-    const bool* mp = mask.data_ptr<bool>();
-    float* op = grad_input.data_ptr<float>();
     // Same values as ATen's cachemask backward (dY * mask), NaN * 0 included.
-    at::parallel_for(0, grad.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      masked_gradient_span(gp + begin, mp + begin, op + begin, end - begin);
+    return masked_backward(ctx, grads, 6, masked_gradient_span);
+  }
+};
+
+// Per-channel (axis 0) fake quantize whose qparams come from observing each row first:
+// observe(x, on_row) calls on_row(c, qparam) once per row, and the row is fake-quantized
+// right there, while it is still in cache.
+class ObservedRowsFunction : public torch::autograd::Function<ObservedRowsFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            int64_t quant_min, int64_t quant_max, const RowObserver& observe) {
+    const at::Tensor x = input.contiguous();
+    at::Tensor y = at::empty_like(x);
+    at::Tensor mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
+    const int64_t inner = x.numel() / x.size(0);
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    bool* mp = mask.data_ptr<bool>();
+    observe(x, [&](int64_t c, QParam qparam) {
+      const int64_t offset = c * inner;
+      fake_quantize_span(xp + offset, yp + offset, mp + offset, inner, qparam, quant_min,
+                         quant_max);
     });
-    return {grad_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    ctx->save_for_backward({mask});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return masked_backward(ctx, grads, 4, masked_gradient_span);
   }
 };
 
@@ -137,16 +178,7 @@ class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuanti
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    const at::Tensor state = ctx->get_saved_variables()[0];
-    const at::Tensor grad = grads[0].to(at::kFloat).contiguous();
-    at::Tensor grad_input = at::empty_like(grad);
-    const float* gp = grad.data_ptr<float>();
-    const uint8_t* sp = state.data_ptr<uint8_t>();
-    float* op = grad_input.data_ptr<float>();
-    at::parallel_for(0, grad.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      relu_masked_gradient_span(gp + begin, sp + begin, op + begin, end - begin);
-    });
-    return {grad_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return masked_backward(ctx, grads, 5, relu_masked_gradient_span);
   }
 };
 
@@ -158,6 +190,15 @@ void check_quant_range(int64_t quant_min, int64_t quant_max) {
 }
 
 }  // namespace
+
+at::Tensor fake_quantize_observed_rows(const at::Tensor& x, int64_t quant_min, int64_t quant_max,
+                                       const RowObserver& observe) {
+  check_quant_range(quant_min, quant_max);
+  if (x.scalar_type() != at::kFloat || x.dim() == 0 || x.numel() == 0) {
+    throw QuantError("fake_quantize_observed_rows needs a non-empty float32 tensor");
+  }
+  return ObservedRowsFunction::apply(x, quant_min, quant_max, observe);
+}
 
 at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                               const at::Tensor& zero_point, int64_t quant_min,

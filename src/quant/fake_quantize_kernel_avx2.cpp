@@ -24,6 +24,13 @@ struct Grid {
   __m256 inv_scale, scale, zero_point, qmin, qmax;
 };
 
+Grid make_grid(QParam qparam, int64_t quant_min, int64_t quant_max) {
+  return {_mm256_set1_ps(1.0f / qparam.scale), _mm256_set1_ps(qparam.scale),
+          _mm256_set1_ps(static_cast<float>(qparam.zero_point)),
+          _mm256_set1_ps(static_cast<float>(quant_min)),
+          _mm256_set1_ps(static_cast<float>(quant_max))};
+}
+
 // Returns y; *in_range gets all-ones lanes where q is on the grid. For a number q,
 // clamp(q) == q exactly when qmin <= q <= qmax; a NaN q compares unequal (mask 0), as the
 // reference's ordered compares give.
@@ -88,15 +95,35 @@ inline void min_max_skipping_nan(const float* x, int64_t n, float* lo_out, float
   *done = i;
 }
 
+// finite_min_max or relu_finite_min_max: the vector pass, and the reference for the tail and
+// for data with infinities, which show up as an infinite result (finite values cannot make
+// one; after a ReLU only +inf can).
+template <bool kRelu>
+bool min_max_of_finite(const float* x, int64_t n, float* min_val, float* max_val) {
+  const auto reference = kRelu ? linquant::relu_finite_min_max : linquant::finite_min_max;
+  float lo = INFINITY;
+  float hi = -INFINITY;
+  int64_t done = 0;
+  min_max_skipping_nan<kRelu>(x, n, &lo, &hi, &done);
+  if (lo == -INFINITY || hi == INFINITY) return reference(x, n, min_val, max_val);
+  float tail_lo = 0.0f;
+  float tail_hi = 0.0f;
+  if (done < n && reference(x + done, n - done, &tail_lo, &tail_hi)) {
+    lo = std::min(lo, tail_lo);
+    hi = std::max(hi, tail_hi);
+  }
+  // Finite values are below +inf, so lo stays +inf only when there was none.
+  if (!(lo < INFINITY)) return false;
+  *min_val = lo;
+  *max_val = hi;
+  return true;
+}
+
 }  // namespace
 
 void fake_quantize(const float* x, float* y, bool* mask, int64_t n, QParam qparam,
                    int64_t quant_min, int64_t quant_max) {
-  const float inv_scale = 1.0f / qparam.scale;
-  const Grid grid{_mm256_set1_ps(inv_scale), _mm256_set1_ps(qparam.scale),
-                  _mm256_set1_ps(static_cast<float>(qparam.zero_point)),
-                  _mm256_set1_ps(static_cast<float>(quant_min)),
-                  _mm256_set1_ps(static_cast<float>(quant_max))};
+  const Grid grid = make_grid(qparam, quant_min, quant_max);
   int64_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     __m256i in_range[4];
@@ -115,28 +142,6 @@ void fake_quantize(const float* x, float* y, bool* mask, int64_t n, QParam qpara
   }
 }
 
-bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
-  float lo = INFINITY;
-  float hi = -INFINITY;
-  int64_t done = 0;
-  min_max_skipping_nan<false>(x, n, &lo, &hi, &done);
-  // An infinity among the values shows up as an infinite result (finite values cannot make
-  // one): then this needs the scan that leaves infinities out, which the reference does.
-  if (std::isinf(lo) && lo < 0.0f) return linquant::finite_min_max(x, n, min_val, max_val);
-  if (std::isinf(hi) && hi > 0.0f) return linquant::finite_min_max(x, n, min_val, max_val);
-  float tail_lo = 0.0f;
-  float tail_hi = 0.0f;
-  if (done < n && linquant::finite_min_max(x + done, n - done, &tail_lo, &tail_hi)) {
-    lo = std::min(lo, tail_lo);
-    hi = std::max(hi, tail_hi);
-  }
-  // Finite values are below +inf, so lo stays +inf only when there was none.
-  if (!(lo < INFINITY)) return false;
-  *min_val = lo;
-  *max_val = hi;
-  return true;
-}
-
 void masked_gradient(const float* grad, const bool* mask, float* out, int64_t n) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -150,11 +155,7 @@ void masked_gradient(const float* grad, const bool* mask, float* out, int64_t n)
 
 void relu_fake_quantize(const float* x, float* y, uint8_t* state, int64_t n, QParam qparam,
                         int64_t quant_min, int64_t quant_max) {
-  const float inv_scale = 1.0f / qparam.scale;
-  const Grid grid{_mm256_set1_ps(inv_scale), _mm256_set1_ps(qparam.scale),
-                  _mm256_set1_ps(static_cast<float>(qparam.zero_point)),
-                  _mm256_set1_ps(static_cast<float>(quant_min)),
-                  _mm256_set1_ps(static_cast<float>(quant_max))};
+  const Grid grid = make_grid(qparam, quant_min, quant_max);
   const __m256i two = _mm256_set1_epi32(2);
   int64_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
@@ -176,23 +177,12 @@ void relu_fake_quantize(const float* x, float* y, uint8_t* state, int64_t n, QPa
   }
 }
 
+bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
+  return min_max_of_finite<false>(x, n, min_val, max_val);
+}
+
 bool relu_finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
-  float lo = INFINITY;
-  float hi = -INFINITY;
-  int64_t done = 0;
-  min_max_skipping_nan<true>(x, n, &lo, &hi, &done);
-  // +inf must be left out: redo the scan the reference's way (-inf is already 0 here).
-  if (std::isinf(hi) && hi > 0.0f) return linquant::relu_finite_min_max(x, n, min_val, max_val);
-  float tail_lo = 0.0f;
-  float tail_hi = 0.0f;
-  if (done < n && linquant::relu_finite_min_max(x + done, n - done, &tail_lo, &tail_hi)) {
-    lo = std::min(lo, tail_lo);
-    hi = std::max(hi, tail_hi);
-  }
-  if (!(lo < INFINITY)) return false;
-  *min_val = lo;
-  *max_val = hi;
-  return true;
+  return min_max_of_finite<true>(x, n, min_val, max_val);
 }
 
 void relu_masked_gradient(const float* grad, const uint8_t* state, float* out, int64_t n) {

@@ -143,30 +143,62 @@ ObservedRange ObserverImpl::observe_range(const at::Tensor& input, bool after_re
 
 void ObserverImpl::apply_range(const ObservedRange& range) {
   if (range.empty()) return;
-  const bool first = !has_observed();
   const auto channels = static_cast<int64_t>(range.min.size());
-  if (options_.per_channel()) {
-    if (first) {
-      min_val.resize_({channels});
-      max_val.resize_({channels});
-    } else if (min_val.numel() != channels) {
-      std::ostringstream message;
-      message << "per-channel observer saw " << min_val.numel() << " channels before and "
-              << channels << " now (axis " << options_.ch_axis << ")";
-      throw QuantError(message.str());
-    }
-  }
+  const bool first = options_.per_channel() ? start_channels(channels) : !has_observed();
   float* state_min = min_val.data_ptr<float>();
   float* state_max = max_val.data_ptr<float>();
   for (int64_t c = 0; c < channels; ++c) {
-    if (!range.has[c]) {
-      // No finite value in this channel: keep its range, or start it at [0, 0].
-      if (first) state_min[c] = state_max[c] = 0.0f;
-      continue;
-    }
-    state_min[c] = first ? range.min[c] : update(options_.observer, options_, state_min[c], range.min[c], true);
-    state_max[c] = first ? range.max[c] : update(options_.observer, options_, state_max[c], range.max[c], false);
+    update_channel(state_min + c, state_max + c, range.min[c], range.max[c], range.has[c], first);
   }
+}
+
+bool ObserverImpl::start_channels(int64_t channels) {
+  if (!has_observed()) {
+    min_val.resize_({channels});
+    max_val.resize_({channels});
+    return true;
+  }
+  if (min_val.numel() != channels) {
+    std::ostringstream message;
+    message << "per-channel observer saw " << min_val.numel() << " channels before and "
+            << channels << " now (axis " << options_.ch_axis << ")";
+    throw QuantError(message.str());
+  }
+  return false;
+}
+
+void ObserverImpl::update_channel(float* state_min, float* state_max, float lo, float hi,
+                                  bool has, bool first) const {
+  if (!has) {
+    // No finite value in this channel: keep its range, or start it at [0, 0].
+    if (first) *state_min = *state_max = 0.0f;
+    return;
+  }
+  *state_min = first ? lo : update(options_.observer, options_, *state_min, lo, true);
+  *state_max = first ? hi : update(options_.observer, options_, *state_max, hi, false);
+}
+
+void ObserverImpl::observe_rows(const at::Tensor& x, const RowCallback& on_row) {
+  if (!options_.per_channel() || options_.ch_axis != 0 || x.scalar_type() != at::kFloat ||
+      !x.is_contiguous() || x.dim() == 0 || x.numel() == 0) {
+    throw QuantError("observe_rows needs a per-channel observer on axis 0 and a non-empty "
+                     "contiguous float32 tensor");
+  }
+  const int64_t channels = x.size(0);
+  const int64_t inner = x.numel() / channels;
+  const bool first = start_channels(channels);
+  const float* data = x.data_ptr<float>();
+  float* state_min = min_val.data_ptr<float>();
+  float* state_max = max_val.data_ptr<float>();
+  at::parallel_for(0, channels, std::max<int64_t>(1, kGrain / inner), [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      float lo = 0.0f;
+      float hi = 0.0f;
+      const bool has = finite_min_max_span(data + c * inner, inner, &lo, &hi);
+      update_channel(state_min + c, state_max + c, lo, hi, has, first);
+      on_row(c, compute_qparam(state_min[c], state_max[c], options_.range, options_.scheme));
+    }
+  });
 }
 
 at::Tensor ObserverImpl::forward(const at::Tensor& input) {

@@ -9,14 +9,10 @@
 #include <cstring>
 #include <vector>
 
+#include "float_bits.h"
+
 namespace linquant {
 namespace {
-
-uint32_t bits(float v) {
-  uint32_t b = 0;
-  std::memcpy(&b, &v, sizeof b);
-  return b;
-}
 
 TEST(FakeQuantizeKernel, TiesRoundToEven) {
   const std::vector<float> x = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 0.49999997f};
@@ -26,7 +22,7 @@ TEST(FakeQuantizeKernel, TiesRoundToEven) {
                           static_cast<int64_t>(x.size()), QParam{1.0f, 0}, -128, 127);
   EXPECT_EQ(y, (std::vector<float>{0.0f, 2.0f, 2.0f, 0.0f, -2.0f, -2.0f, 0.0f}));
   // -0.5 rounds to -0, but (q - zp) * scale turns it into +0 exactly like ATen.
-  EXPECT_EQ(bits(y[3]), 0u);
+  EXPECT_EQ(float_bits(y[3]), 0u);
 }
 
 TEST(FakeQuantizeKernel, SaturatesAndMasks) {

@@ -12,16 +12,11 @@
 #include <vector>
 
 #include "linquant/quant/fake_quantize_kernel.h"
+#include "float_bits.h"
 #include "linquant/quant/kernel_dispatch.h"
 
 namespace linquant {
 namespace {
-
-uint32_t bits(float v) {
-  uint32_t b = 0;
-  std::memcpy(&b, &v, sizeof b);
-  return b;
-}
 
 // Restores the process-wide choice when a test ends.
 class Avx2Kernels : public ::testing::Test {
@@ -76,7 +71,7 @@ TEST_F(Avx2Kernels, FakeQuantizeMatchesReferenceBitForBit) {
       fake_quantize_span(x.data(), got.data(), reinterpret_cast<bool*>(got_mask.data()), size,
                          grid.qparam, grid.quant_min, grid.quant_max);
       for (int64_t i = 0; i < size; ++i) {
-        ASSERT_EQ(bits(got[i]), bits(want[i]))
+        ASSERT_EQ(float_bits(got[i]), float_bits(want[i]))
             << "x=" << x[i] << " n=" << size << " i=" << i << " scale=" << grid.qparam.scale;
         ASSERT_EQ(got_mask[i], want_mask[i]) << "x=" << x[i] << " i=" << i;
       }
@@ -90,7 +85,7 @@ TEST_F(Avx2Kernels, NullMaskWritesOnlyOutputs) {
   std::vector<float> want(x.size()), got(x.size());
   fake_quantize_reference(x.data(), want.data(), nullptr, 37, {0.05f, 0}, -128, 127);
   fake_quantize_span(x.data(), got.data(), nullptr, 37, {0.05f, 0}, -128, 127);
-  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(bits(got[i]), bits(want[i])) << i;
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(float_bits(got[i]), float_bits(want[i])) << i;
 }
 
 TEST_F(Avx2Kernels, FiniteMinMaxMatchesReference) {
@@ -125,7 +120,7 @@ TEST_F(Avx2Kernels, MaskedGradientMatchesReference) {
     const auto* m = reinterpret_cast<const bool*>(mask.data());
     masked_gradient_reference(grad.data(), m, want.data(), n);
     masked_gradient_span(grad.data(), m, got.data(), n);
-    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << grad[i];
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(float_bits(got[i]), float_bits(want[i])) << grad[i];
   }
 }
 
@@ -139,7 +134,7 @@ TEST_F(Avx2Kernels, ReluKernelsMatchReference) {
     relu_fake_quantize_reference(x.data(), want.data(), want_state.data(), size, {0.02f, 3}, 0, 255);
     relu_fake_quantize_span(x.data(), got.data(), got_state.data(), size, {0.02f, 3}, 0, 255);
     for (int64_t i = 0; i < size; ++i) {
-      ASSERT_EQ(bits(got[i]), bits(want[i])) << "x=" << x[i] << " i=" << i;
+      ASSERT_EQ(float_bits(got[i]), float_bits(want[i])) << "x=" << x[i] << " i=" << i;
       ASSERT_EQ(got_state[i], want_state[i]) << "x=" << x[i] << " i=" << i;
     }
     float want_lo = 7.0f, want_hi = 7.0f, got_lo = 7.0f, got_hi = 7.0f;
@@ -152,7 +147,7 @@ TEST_F(Avx2Kernels, ReluKernelsMatchReference) {
     relu_masked_gradient_reference(grad.data(), want_state.data(), want_grad.data(), size);
     relu_masked_gradient_span(grad.data(), want_state.data(), got_grad.data(), size);
     for (int64_t i = 0; i < size; ++i) {
-      ASSERT_EQ(bits(got_grad[i]), bits(want_grad[i])) << grad[i] << " state " << int(want_state[i]);
+      ASSERT_EQ(float_bits(got_grad[i]), float_bits(want_grad[i])) << grad[i] << " state " << int(want_state[i]);
     }
   }
 }

@@ -7,9 +7,10 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
-#include <cstring>
+#include <cmath>
 #include <string>
 
+#include "float_bits.h"
 #include "linquant/quant/fake_quantize.h"
 
 namespace linquant {
@@ -24,10 +25,7 @@ void expect_same_bits(const at::Tensor& got, const at::Tensor& want, const std::
   const float* wp = w.data_ptr<float>();
   for (int64_t i = 0; i < g.numel(); ++i) {
     if (std::isnan(gp[i]) && std::isnan(wp[i])) continue;
-    uint32_t gb = 0, wb = 0;
-    std::memcpy(&gb, gp + i, 4);
-    std::memcpy(&wb, wp + i, 4);
-    ASSERT_EQ(gb, wb) << what << " element " << i << ": " << gp[i] << " vs " << wp[i];
+    ASSERT_EQ(float_bits(gp[i]), float_bits(wp[i])) << what << " element " << i << ": " << gp[i] << " vs " << wp[i];
   }
 }
 

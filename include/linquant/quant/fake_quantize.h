@@ -52,6 +52,9 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
 
  private:
   void observe(const at::Tensor& x, bool after_relu);
+  // Observer on, fake quant on, per channel on axis 0, float32, not shared: one pass.
+  bool fuses_observer_and_fake_quant(const at::Tensor& x) const;
+  at::Tensor observe_and_fake_quantize_rows(const at::Tensor& x);
   void observe_in_shared_pass(const at::Tensor& x, bool after_relu);
 
   FakeQuantizeOptions options_;
@@ -67,6 +70,14 @@ TORCH_MODULE(FakeQuantize);
 at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                          const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
                          int64_t quant_max);
+
+// Observer and fake quantize fused for per-channel quantizers on axis 0 (weights): observe
+// is called with the contiguous x and a callback it must call once per row with that row's
+// new qparams (ObserverImpl::observe_rows does), and each row is fake-quantized right then,
+// while it is in cache. Gradient as fake_quantize().
+using RowObserver = std::function<void(const at::Tensor& x, const RowCallback& on_row)>;
+at::Tensor fake_quantize_observed_rows(const at::Tensor& x, int64_t quant_min, int64_t quant_max,
+                                       const RowObserver& observe);
 
 // fake_quantize(at::relu(x), ...) per tensor in one pass, gradients included, bit for bit.
 at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,

@@ -6,6 +6,7 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <vector>
 
 #include "linquant/quant/fake_quantize_options.h"
@@ -26,6 +27,9 @@ struct ObservedRange {
   void merge(const ObservedRange& other);
 };
 
+// Called with a channel and the qparams its observer state gives right after the update.
+using RowCallback = std::function<void(int64_t channel, QParam qparam)>;
+
 class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
  public:
   explicit ObserverImpl(FakeQuantizeOptions options = {});
@@ -41,6 +45,12 @@ class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
   ObservedRange observe_range(const at::Tensor& x, bool after_relu = false) const;
   void apply_range(const ObservedRange& range);
 
+  // forward() for a per-channel observer on axis 0 and a contiguous float32 x, one channel
+  // (row) at a time: each row is observed, and on_row gets the channel's new qparams on the
+  // thread that just read the row, so the caller can fake-quantize it while it is in cache.
+  // Same state as forward(x); rows are handled in parallel.
+  void observe_rows(const at::Tensor& x, const RowCallback& on_row);
+
   // Scale (float32) and zero point (int32) tensors: shape [1] per tensor, [channels] per
   // channel. Never observed: scale 1 and zero point 0, with a warning.
   std::pair<at::Tensor, at::Tensor> calculate_qparams() const;
@@ -53,6 +63,13 @@ class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
   at::Tensor eps;
 
  private:
+  // Per channel: sizes the state for the first observation (returns true) or checks that the
+  // channel count did not change.
+  bool start_channels(int64_t channels);
+  // One channel's state update from its finite range (has = false: no finite value).
+  void update_channel(float* state_min, float* state_max, float lo, float hi, bool has,
+                      bool first) const;
+
   FakeQuantizeOptions options_;
 };
 TORCH_MODULE(Observer);
