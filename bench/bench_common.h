@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -40,6 +41,19 @@ inline double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t mid = values.size() / 2;
   return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+// The body of a benchmark's main(): malloc tuned first; a failure is printed with the
+// program's name and exits 1.
+template <typename Body>
+int run_benchmark(const char* program, Body body) {
+  tune_malloc();
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+    return 1;
+  }
 }
 
 // "1,28,28" -> {1, 28, 28}

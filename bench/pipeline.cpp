@@ -81,8 +81,7 @@ int run(const std::string& model_path, std::vector<int64_t> input, int threads) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  linquant::bench::tune_malloc();
-  try {
+  return linquant::bench::run_benchmark("linquant_bench_pipeline", [&] {
     if (argc < 4 || std::string(argv[2]) != "--input") {
       throw std::runtime_error(std::string("usage: ") + argv[0] +
                                " MODEL.pt --input C,H,W [--threads N]");
@@ -90,8 +89,5 @@ int main(int argc, char** argv) {
     const std::vector<int64_t> input = linquant::bench::parse_shape(argv[3]);
     const int threads = argc >= 6 && std::string(argv[4]) == "--threads" ? std::stoi(argv[5]) : 2;
     return run(argv[1], input, threads);
-  } catch (const std::exception& e) {
-    std::cerr << "linquant_bench_pipeline: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

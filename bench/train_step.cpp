@@ -141,11 +141,6 @@ int run(const Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  linquant::bench::tune_malloc();
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    std::cerr << "linquant_bench_train_step: " << e.what() << "\n";
-    return 1;
-  }
+  return linquant::bench::run_benchmark("linquant_bench_train_step",
+                                        [&] { return run(parse(argc, argv)); });
 }

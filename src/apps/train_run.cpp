@@ -89,6 +89,49 @@ int64_t parameter_bytes(const torch::nn::Module& module) {
   return bytes;
 }
 
+// A training phase of the run (float, then QAT): epochs of training, each followed by an
+// evaluation on the test set in eval() mode.
+struct TrainingPhase {
+  std::string name;  // "float": progress labels "float 1/4", timer phase "float training"
+  int epochs = 1;
+  int first_epoch = 0;  // epochs trained before this phase (shuffling order, curve x)
+  std::function<void(bool training)> set_training;
+  std::function<void()> before_step;
+  // Held while evaluating (e.g. observers paused); may be empty.
+  std::function<std::shared_ptr<void>()> evaluate_guard;
+  std::string eval_label;
+};
+
+// Returns the last evaluation; appends the training and test curves to `curves`.
+EvalStats run_phase(const TrainingPhase& phase, const Forward& forward, const LossFn& loss_fn,
+                    torch::optim::Optimizer& optimizer, const ImageSet& train,
+                    const ImageSet& test, const TrainOptions& options, PhaseTimer& timer,
+                    ChartSeries* curves) {
+  const std::string timer_phase = phase.name + " training";
+  timer.start(timer_phase);
+  EvalStats last;
+  for (int epoch = 0; epoch < phase.epochs; ++epoch) {
+    phase.set_training(true);
+    TrainEpochArgs args;
+    args.label = phase.name + " " + std::to_string(epoch + 1) + "/" + std::to_string(phase.epochs);
+    args.batch_size = options.batch_size;
+    args.seed = options.seed;
+    args.epoch = phase.first_epoch + epoch;
+    args.curve_x_start = phase.first_epoch + epoch;
+    args.before_step = phase.before_step;
+    train_epoch(forward, loss_fn, optimizer, train, args, &curves->train);
+    timer.start("evaluation");
+    phase.set_training(false);
+    {
+      const std::shared_ptr<void> guard = phase.evaluate_guard ? phase.evaluate_guard() : nullptr;
+      last = evaluate(forward, loss_fn, test, 512, phase.eval_label);
+    }
+    curves->test_accuracy.push_back({phase.first_epoch + epoch + 1.0, last.loss, last.accuracy});
+    timer.start(timer_phase);
+  }
+  return last;
+}
+
 }  // namespace
 
 void apply_quick_mode(TrainOptions& options) {
@@ -139,23 +182,13 @@ int run_train(const TrainOptions& options) {
   const Forward float_forward = [&](const at::Tensor& x) { return model->forward(x); };
   torch::optim::Adam optimizer(model->parameters(),
                                torch::optim::AdamOptions(options.lr).eps(1e-7));
-  EvalStats float_eval;
-  for (int epoch = 0; epoch < options.epochs; ++epoch) {
-    model->train();
-    TrainEpochArgs args;
-    args.label = "float " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);
-    args.batch_size = options.batch_size;
-    args.seed = options.seed;
-    args.epoch = epoch;
-    args.curve_x_start = epoch;
-    train_epoch(float_forward, loss_fn, optimizer, train, args, &result.float_curves.train);
-    timer.start("evaluation");
-    model->eval();
-    float_eval = evaluate(float_forward, loss_fn, test, 512, "  test (float)");
-    result.float_curves.test_accuracy.push_back(
-        {epoch + 1.0, float_eval.loss, float_eval.accuracy});
-    timer.start("float training");
-  }
+  TrainingPhase float_phase;
+  float_phase.name = "float";
+  float_phase.epochs = options.epochs;
+  float_phase.set_training = [&](bool on) { on ? model->train() : model->eval(); };
+  float_phase.eval_label = "  test (float)";
+  const EvalStats float_eval = run_phase(float_phase, float_forward, loss_fn, optimizer, train,
+                                         test, options, timer, &result.float_curves);
   result.float_accuracy = float_eval.accuracy;
   result.float_loss = float_eval.loss;
   result.float_parameter_bytes = parameter_bytes(*model);
@@ -176,25 +209,17 @@ int run_train(const TrainOptions& options) {
   const Forward qat_forward = [&](const at::Tensor& x) { return qmodel->forward(x); };
   torch::optim::Adam qat_optimizer(qmodel->parameters(),
                                    torch::optim::AdamOptions(options.lr).eps(1e-7));
-  EvalStats qat_eval;
-  for (int epoch = 0; epoch < options.qat_epochs; ++epoch) {
-    qmodel->train();
-    TrainEpochArgs args;
-    args.label = "QAT " + std::to_string(epoch + 1) + "/" + std::to_string(options.qat_epochs);
-    args.batch_size = options.batch_size;
-    args.seed = options.seed;
-    args.epoch = options.epochs + epoch;
-    args.curve_x_start = options.epochs + epoch;
-    args.before_step = [&] { quantizer.step(); };
-    train_epoch(qat_forward, loss_fn, qat_optimizer, train, args, &result.qat_curves.train);
-    timer.start("evaluation");
-    qmodel->eval();
-    const ObserversPaused paused(qmodel);
-    qat_eval = evaluate(qat_forward, loss_fn, test, 512, "  test (fake quant)");
-    result.qat_curves.test_accuracy.push_back(
-        {options.epochs + epoch + 1.0, qat_eval.loss, qat_eval.accuracy});
-    timer.start("QAT training");
-  }
+  TrainingPhase qat_phase;
+  qat_phase.name = "QAT";
+  qat_phase.epochs = options.qat_epochs;
+  qat_phase.first_epoch = options.epochs;
+  qat_phase.set_training = [&](bool on) { on ? qmodel->train() : qmodel->eval(); };
+  qat_phase.before_step = [&] { quantizer.step(); };
+  // Evaluation must not move the observers.
+  qat_phase.evaluate_guard = [&] { return std::make_shared<ObserversPaused>(qmodel); };
+  qat_phase.eval_label = "  test (fake quant)";
+  const EvalStats qat_eval = run_phase(qat_phase, qat_forward, loss_fn, qat_optimizer, train,
+                                       test, options, timer, &result.qat_curves);
   result.fake_quant_accuracy = qat_eval.accuracy;
   result.fake_quant_loss = qat_eval.loss;
 

@@ -3,6 +3,8 @@
 // graph trains its running statistics exactly like the captured module would.
 #include <ATen/ATen.h>
 
+#include <string>
+
 #include "run_context.h"
 
 namespace linquant::runtime {
@@ -20,15 +22,21 @@ at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use
                         use_batch_stats, factor, state.eps, /*cudnn_enabled=*/true);
 }
 
-at::Tensor run_batch_norm(const ir::Node& node, const at::Tensor& x, const RunContext& context) {
+BatchNormState batch_norm_state(const ir::Node& node, const RunContext& context,
+                                const std::string& prefix) {
   BatchNormState state;
-  state.weight = context.optional_tensor(node, "weight");
-  state.bias = context.optional_tensor(node, "bias");
-  state.running_mean = context.tensor(node, "running_mean");
-  state.running_var = context.tensor(node, "running_var");
-  state.num_batches_tracked = context.optional_tensor(node, "num_batches_tracked");
-  state.eps = node.attrs.f("eps");
-  state.momentum = node.attrs.f("momentum", -1.0);
+  state.weight = context.optional_tensor(node, prefix + "weight");
+  state.bias = context.optional_tensor(node, prefix + "bias");
+  state.running_mean = context.tensor(node, prefix + "running_mean");
+  state.running_var = context.tensor(node, prefix + "running_var");
+  state.num_batches_tracked = context.optional_tensor(node, prefix + "num_batches_tracked");
+  state.eps = node.attrs.f(prefix + "eps");
+  state.momentum = node.attrs.f(prefix + "momentum", -1.0);
+  return state;
+}
+
+at::Tensor run_batch_norm(const ir::Node& node, const at::Tensor& x, const RunContext& context) {
+  const BatchNormState state = batch_norm_state(node, context, "");
   // Only fused BatchNorm has a freeze flag: coremltools' freeze_bn_stats reaches the QAT
   // ConvBn modules, never a standalone BatchNorm.
   return batch_norm(x, state, context.training && !context.record_only);

@@ -31,14 +31,7 @@ bool has_fused_batch_norm(const ir::Node& node) {
 at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunContext& context) {
   const at::Tensor& weight = context.tensor(node, "weight");
   const at::Tensor bias = context.optional_tensor(node, "bias");
-  BatchNormState bn;
-  bn.weight = context.optional_tensor(node, "bn_weight");
-  bn.bias = context.optional_tensor(node, "bn_bias");
-  bn.running_mean = context.tensor(node, "bn_running_mean");
-  bn.running_var = context.tensor(node, "bn_running_var");
-  bn.num_batches_tracked = context.optional_tensor(node, "bn_num_batches_tracked");
-  bn.eps = node.attrs.f("bn_eps");
-  bn.momentum = node.attrs.f("bn_momentum", -1.0);
+  const BatchNormState bn = batch_norm_state(node, context, "bn_");
 
   // gamma / sqrt(running_var + eps), shared with finalize()'s folding.
   const at::Tensor scale_factor = batch_norm_factor(context.graph, node);

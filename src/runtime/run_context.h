@@ -73,6 +73,10 @@ struct BatchNormState {
   double momentum = 0.1;
 };
 at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats);
+// The state a node names in its attributes: "weight", "running_mean", "eps", ... after
+// `prefix` ("" for a batch_norm node, "bn_" for BatchNorm fused into conv/linear).
+BatchNormState batch_norm_state(const ir::Node& node, const RunContext& context,
+                                const std::string& prefix);
 // A standalone batch_norm node.
 at::Tensor run_batch_norm(const ir::Node& node, const at::Tensor& x, const RunContext& context);
 
