@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <vector>
 
 namespace linquant {
@@ -30,12 +31,12 @@ std::pair<at::Tensor, at::Tensor> FakeQuantizeImpl::calculate_qparams() const {
   return activation_post_process->calculate_qparams();
 }
 
-void FakeQuantizeImpl::observe(const at::Tensor& x, bool after_relu) {
+void FakeQuantizeImpl::observe(const at::Tensor& x, std::optional<float> relu_cap) {
   if (!is_observer_enabled() || options_.fixed_qparams) return;
   if (in_shared_pass_) {
-    observe_in_shared_pass(x, after_relu);
+    observe_in_shared_pass(x, relu_cap);
   } else {
-    activation_post_process->apply_range(activation_post_process->observe_range(x, after_relu));
+    activation_post_process->apply_range(activation_post_process->observe_range(x, relu_cap));
   }
   auto [new_scale, new_zero_point] = calculate_qparams();
   const at::NoGradGuard no_grad;
@@ -81,19 +82,19 @@ at::Tensor FakeQuantizeImpl::observe_and_fake_quantize_rows(const at::Tensor& x)
 
 at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
   if (fuses_observer_and_fake_quant(x)) return observe_and_fake_quantize_rows(x);
-  observe(x, /*after_relu=*/false);
+  observe(x, std::nullopt);
   if (!is_fake_quant_enabled()) return x;
   return fake_quantize(x, scale, zero_point, options_.ch_axis, options_.range.quant_min,
                        options_.range.quant_max);
 }
 
-at::Tensor FakeQuantizeImpl::forward_after_relu(const at::Tensor& x) {
+at::Tensor FakeQuantizeImpl::forward_after_relu(const at::Tensor& x, float cap) {
   if (options_.per_channel() || x.scalar_type() != at::kFloat || !is_fake_quant_enabled()) {
-    return forward(at::relu(x));
+    return forward(std::isnan(cap) ? at::relu(x) : at::hardtanh(x, 0.0, cap));
   }
-  observe(x, /*after_relu=*/true);
+  observe(x, cap);
   return relu_fake_quantize(x, scale, zero_point, options_.range.quant_min,
-                            options_.range.quant_max);
+                            options_.range.quant_max, cap);
 }
 
 void FakeQuantizeImpl::begin_shared_pass() {
@@ -105,8 +106,9 @@ void FakeQuantizeImpl::begin_shared_pass() {
 
 void FakeQuantizeImpl::end_shared_pass() { in_shared_pass_ = false; }
 
-void FakeQuantizeImpl::observe_in_shared_pass(const at::Tensor& x, bool after_relu) {
-  pass_range_.merge(activation_post_process->observe_range(x, after_relu));
+void FakeQuantizeImpl::observe_in_shared_pass(const at::Tensor& x,
+                                              std::optional<float> relu_cap) {
+  pass_range_.merge(activation_post_process->observe_range(x, relu_cap));
   const at::NoGradGuard no_grad;
   Observer& observer = activation_post_process;
   observer->min_val.resize_(pass_start_min_.sizes()).copy_(pass_start_min_);

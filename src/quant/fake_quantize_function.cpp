@@ -156,7 +156,7 @@ class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuanti
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
                             const at::Tensor& scale, const at::Tensor& zero_point,
-                            int64_t quant_min, int64_t quant_max) {
+                            int64_t quant_min, int64_t quant_max, double cap) {
     const at::Tensor x = input.contiguous();
     at::Tensor y = at::empty_like(x);
     at::Tensor state = at::empty(x.sizes(), x.options().dtype(at::kByte));
@@ -169,8 +169,8 @@ class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuanti
     float* yp = y.data_ptr<float>();
     uint8_t* sp = state.data_ptr<uint8_t>();
     at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      relu_fake_quantize_span(xp + begin, yp + begin, sp + begin, end - begin, qparams[0],
-                              quant_min, quant_max);
+      relu_fake_quantize_span(xp + begin, yp + begin, sp + begin, end - begin,
+                              static_cast<float>(cap), qparams[0], quant_min, quant_max);
     });
     ctx->save_for_backward({state});
     return y;
@@ -178,7 +178,7 @@ class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuanti
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    return masked_backward(ctx, grads, 5, relu_masked_gradient_span);
+    return masked_backward(ctx, grads, 6, relu_masked_gradient_span);
   }
 };
 
@@ -202,12 +202,14 @@ at::Tensor fake_quantize_observed_rows(const at::Tensor& x, int64_t quant_min, i
 
 at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                               const at::Tensor& zero_point, int64_t quant_min,
-                              int64_t quant_max) {
+                              int64_t quant_max, float cap) {
   check_quant_range(quant_min, quant_max);
   if (x.scalar_type() != at::kFloat) {
-    return fake_quantize(at::relu(x), scale, zero_point, -1, quant_min, quant_max);
+    const at::Tensor relu = std::isnan(cap) ? at::relu(x) : at::hardtanh(x, 0.0, cap);
+    return fake_quantize(relu, scale, zero_point, -1, quant_min, quant_max);
   }
-  return ReluFakeQuantizeFunction::apply(x, scale, zero_point, quant_min, quant_max);
+  return ReluFakeQuantizeFunction::apply(x, scale, zero_point, quant_min, quant_max,
+                                         static_cast<double>(cap));
 }
 
 at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,

@@ -18,6 +18,11 @@ inline float fake_quantize_one(float x, float inv_scale, QParam qparam, float qm
   return (clamped - static_cast<float>(qparam.zero_point)) * qparam.scale;
 }
 
+// ReLU, capped unless cap is NaN (std::min(v, NaN) is v); NaN stays NaN as in ATen.
+inline float relu_one(float v, float cap) {
+  return std::isnan(v) ? v : std::min(std::max(v, 0.0f), cap);
+}
+
 }  // namespace
 
 void fake_quantize_reference(const float* x, float* y, bool* mask, int64_t n, QParam qparam,
@@ -47,15 +52,19 @@ void masked_gradient_reference(const float* grad, const bool* mask, float* out, 
 }
 
 void relu_fake_quantize_reference(const float* x, float* y, uint8_t* state, int64_t n,
-                                  QParam qparam, int64_t quant_min, int64_t quant_max) {
+                                  float cap, QParam qparam, int64_t quant_min,
+                                  int64_t quant_max) {
   const float inv_scale = 1.0f / qparam.scale;
   const auto qmin = static_cast<float>(quant_min);
   const auto qmax = static_cast<float>(quant_max);
+  const bool capped = !std::isnan(cap);
   for (int64_t i = 0; i < n; ++i) {
-    const float relu = std::isnan(x[i]) ? x[i] : std::max(x[i], 0.0f);
     bool in_range = false;
-    y[i] = fake_quantize_one(relu, inv_scale, qparam, qmin, qmax, &in_range);
-    state[i] = x[i] <= 0.0f ? 0 : (in_range ? 1 : 2);
+    y[i] = fake_quantize_one(relu_one(x[i], cap), inv_scale, qparam, qmin, qmax, &in_range);
+    // ATen's gradients: ReLU's (threshold_backward) is zero where relu(x) <= 0 and passes NaN;
+    // hardtanh's passes only 0 < x < cap, so not NaN.
+    const bool passes = capped ? (x[i] > 0.0f && x[i] < cap) : !(x[i] <= 0.0f);
+    state[i] = passes ? (in_range ? 1 : 2) : 0;
   }
 }
 
@@ -66,13 +75,13 @@ void relu_masked_gradient_reference(const float* grad, const uint8_t* state, flo
   }
 }
 
-bool relu_finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
+bool relu_finite_min_max(const float* x, int64_t n, float cap, float* min_val, float* max_val) {
   float lo = INFINITY;
   float hi = -INFINITY;
   bool any = false;
   for (int64_t i = 0; i < n; ++i) {
-    if (std::isnan(x[i]) || x[i] == INFINITY) continue;
-    const float v = std::max(x[i], 0.0f);
+    const float v = relu_one(x[i], cap);
+    if (!std::isfinite(v)) continue;
     lo = std::min(lo, v);
     hi = std::max(hi, v);
     any = true;

@@ -55,17 +55,19 @@ inline void store_bytes(void* out, __m256i bytes) {
   _mm256_storeu_si256(static_cast<__m256i*>(out), bytes);
 }
 
-inline __m256 relu_lanes(__m256 x) {
-  // _mm256_max_ps(0, x) is x for NaN, as ATen's relu keeps NaN.
-  return _mm256_max_ps(_mm256_setzero_ps(), x);
+// _mm256_max_ps(0, x) is x for NaN, as ATen's relu keeps NaN; _mm256_min_ps(cap, r) is r
+// for a NaN r, and also when cap is NaN (uncapped).
+inline __m256 relu_lanes(__m256 x, __m256 cap) {
+  return _mm256_min_ps(cap, _mm256_max_ps(_mm256_setzero_ps(), x));
 }
 
 // Min and max over finite and infinite values alike; NaN lanes drop out because
 // _mm256_min_ps(v, acc) returns acc when v is NaN.
 // With kRelu the values are relu(x) (NaN stays NaN and drops out the same way).
 template <bool kRelu>
-inline void min_max_skipping_nan(const float* x, int64_t n, float* lo_out, float* hi_out,
-                                 int64_t* done) {
+inline void min_max_skipping_nan(const float* x, int64_t n, float cap, float* lo_out,
+                                 float* hi_out, int64_t* done) {
+  const __m256 cap_lanes = _mm256_set1_ps(cap);
   __m256 lo[4], hi[4];
   for (int k = 0; k < 4; ++k) {
     lo[k] = _mm256_set1_ps(INFINITY);
@@ -75,7 +77,7 @@ inline void min_max_skipping_nan(const float* x, int64_t n, float* lo_out, float
   for (; i + kBlock <= n; i += kBlock) {
     for (int k = 0; k < 4; ++k) {
       __m256 v = _mm256_loadu_ps(x + i + k * kLanes);
-      if (kRelu) v = relu_lanes(v);
+      if (kRelu) v = relu_lanes(v, cap_lanes);
       lo[k] = _mm256_min_ps(v, lo[k]);
       hi[k] = _mm256_max_ps(v, hi[k]);
     }
@@ -99,12 +101,15 @@ inline void min_max_skipping_nan(const float* x, int64_t n, float* lo_out, float
 // for data with infinities, which show up as an infinite result (finite values cannot make
 // one; after a ReLU only +inf can).
 template <bool kRelu>
-bool min_max_of_finite(const float* x, int64_t n, float* min_val, float* max_val) {
-  const auto reference = kRelu ? linquant::relu_finite_min_max : linquant::finite_min_max;
+bool min_max_of_finite(const float* x, int64_t n, float cap, float* min_val, float* max_val) {
+  const auto reference = [cap](const float* v, int64_t count, float* lo, float* hi) {
+    return kRelu ? linquant::relu_finite_min_max(v, count, cap, lo, hi)
+                 : linquant::finite_min_max(v, count, lo, hi);
+  };
   float lo = INFINITY;
   float hi = -INFINITY;
   int64_t done = 0;
-  min_max_skipping_nan<kRelu>(x, n, &lo, &hi, &done);
+  min_max_skipping_nan<kRelu>(x, n, cap, &lo, &hi, &done);
   if (lo == -INFINITY || hi == INFINITY) return reference(x, n, min_val, max_val);
   float tail_lo = 0.0f;
   float tail_hi = 0.0f;
@@ -153,10 +158,12 @@ void masked_gradient(const float* grad, const bool* mask, float* out, int64_t n)
   for (; i < n; ++i) out[i] = grad[i] * static_cast<float>(mask[i]);
 }
 
-void relu_fake_quantize(const float* x, float* y, uint8_t* state, int64_t n, QParam qparam,
-                        int64_t quant_min, int64_t quant_max) {
+void relu_fake_quantize(const float* x, float* y, uint8_t* state, int64_t n, float cap,
+                        QParam qparam, int64_t quant_min, int64_t quant_max) {
   const Grid grid = make_grid(qparam, quant_min, quant_max);
   const __m256i two = _mm256_set1_epi32(2);
+  const __m256 cap_lanes = _mm256_set1_ps(cap);
+  const bool capped = !std::isnan(cap);
   int64_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     __m256i lane_state[4];
@@ -164,25 +171,32 @@ void relu_fake_quantize(const float* x, float* y, uint8_t* state, int64_t n, QPa
       const int64_t at = i + k * kLanes;
       const __m256 v = _mm256_loadu_ps(x + at);
       __m256i in_range;
-      _mm256_storeu_ps(y + at, fake_quantize_lanes(relu_lanes(v), grid, &in_range));
-      // 2 + (-1 or 0) = 1 on the grid, 2 off it; 0 where x <= 0 (false for NaN).
-      const __m256i zero_gradient =
-          _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ));
+      _mm256_storeu_ps(y + at, fake_quantize_lanes(relu_lanes(v, cap_lanes), grid, &in_range));
+      // 2 + (-1 or 0) = 1 on the grid, 2 off it; 0 where the ReLU passes no gradient: x <= 0
+      // (ordered, so NaN passes), or capped, not 0 < x < cap (NaN does not pass).
+      const __m256 zero = _mm256_setzero_ps();
+      const __m256 all_ones = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+      const __m256 blocked =
+          capped ? _mm256_xor_ps(all_ones, _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ),
+                                                         _mm256_cmp_ps(v, cap_lanes, _CMP_LT_OQ)))
+                 : _mm256_cmp_ps(v, zero, _CMP_LE_OQ);
+      const __m256i zero_gradient = _mm256_castps_si256(blocked);
       lane_state[k] = _mm256_andnot_si256(zero_gradient, _mm256_add_epi32(two, in_range));
     }
     store_bytes(state + i, pack_bytes(lane_state[0], lane_state[1], lane_state[2], lane_state[3]));
   }
   if (i < n) {
-    relu_fake_quantize_reference(x + i, y + i, state + i, n - i, qparam, quant_min, quant_max);
+    relu_fake_quantize_reference(x + i, y + i, state + i, n - i, cap, qparam, quant_min,
+                                 quant_max);
   }
 }
 
 bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
-  return min_max_of_finite<false>(x, n, min_val, max_val);
+  return min_max_of_finite<false>(x, n, kReluUncapped, min_val, max_val);
 }
 
-bool relu_finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
-  return min_max_of_finite<true>(x, n, min_val, max_val);
+bool relu_finite_min_max(const float* x, int64_t n, float cap, float* min_val, float* max_val) {
+  return min_max_of_finite<true>(x, n, cap, min_val, max_val);
 }
 
 void relu_masked_gradient(const float* grad, const uint8_t* state, float* out, int64_t n) {

@@ -18,9 +18,9 @@ bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val);
 // out = grad * float(mask): ATen's `grad * mask` for a bool mask, NaN * 0 included.
 void masked_gradient(const float* grad, const bool* mask, float* out, int64_t n);
 
-void relu_fake_quantize(const float* x, float* y, uint8_t* state, int64_t n, QParam qparam,
-                        int64_t quant_min, int64_t quant_max);
-bool relu_finite_min_max(const float* x, int64_t n, float* min_val, float* max_val);
+void relu_fake_quantize(const float* x, float* y, uint8_t* state, int64_t n, float cap,
+                        QParam qparam, int64_t quant_min, int64_t quant_max);
+bool relu_finite_min_max(const float* x, int64_t n, float cap, float* min_val, float* max_val);
 void relu_masked_gradient(const float* grad, const uint8_t* state, float* out, int64_t n);
 
 }  // namespace linquant::avx2

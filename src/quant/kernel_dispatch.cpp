@@ -64,18 +64,21 @@ void masked_gradient_span(const float* grad, const bool* mask, float* out, int64
   }
 }
 
-void relu_fake_quantize_span(const float* x, float* y, uint8_t* state, int64_t n, QParam qparam,
-                             int64_t quant_min, int64_t quant_max) {
+void relu_fake_quantize_span(const float* x, float* y, uint8_t* state, int64_t n, float cap,
+                             QParam qparam, int64_t quant_min, int64_t quant_max) {
   if (kernel_isa() == KernelIsa::avx2) {
-    avx2::relu_fake_quantize(x, y, state, n, qparam, quant_min, quant_max);
+    avx2::relu_fake_quantize(x, y, state, n, cap, qparam, quant_min, quant_max);
   } else {
-    relu_fake_quantize_reference(x, y, state, n, qparam, quant_min, quant_max);
+    relu_fake_quantize_reference(x, y, state, n, cap, qparam, quant_min, quant_max);
   }
 }
 
-bool relu_finite_min_max_span(const float* x, int64_t n, float* min_val, float* max_val) {
-  if (kernel_isa() == KernelIsa::avx2) return avx2::relu_finite_min_max(x, n, min_val, max_val);
-  return relu_finite_min_max(x, n, min_val, max_val);
+bool relu_finite_min_max_span(const float* x, int64_t n, float cap, float* min_val,
+                              float* max_val) {
+  if (kernel_isa() == KernelIsa::avx2) {
+    return avx2::relu_finite_min_max(x, n, cap, min_val, max_val);
+  }
+  return relu_finite_min_max(x, n, cap, min_val, max_val);
 }
 
 void relu_masked_gradient_span(const float* grad, const uint8_t* state, float* out, int64_t n) {

@@ -20,11 +20,10 @@ namespace {
 // Elements per parallel task: large enough that thread start-up does not dominate.
 constexpr int64_t kGrain = 32768;
 
-using MinMaxSpan = bool (*)(const float*, int64_t, float*, float*);
-
 // Min/max of the whole buffer by `span` (finite values of x, or of relu(x)): equal chunks per
 // thread, combined in chunk order.
-bool parallel_min_max(MinMaxSpan span, const float* data, int64_t n, float* min_val,
+template <typename MinMaxSpan>
+bool parallel_min_max(const MinMaxSpan& span, const float* data, int64_t n, float* min_val,
                       float* max_val) {
   const int64_t chunks = std::clamp<int64_t>(n / kGrain, 1, at::get_num_threads());
   std::vector<float> lo(chunks, 0.0f);
@@ -118,7 +117,8 @@ bool ObserverImpl::has_observed() const {
   return !(min_val.item<float>() == INFINITY && max_val.item<float>() == -INFINITY);
 }
 
-ObservedRange ObserverImpl::observe_range(const at::Tensor& input, bool after_relu) const {
+ObservedRange ObserverImpl::observe_range(const at::Tensor& input,
+                                          std::optional<float> relu_cap) const {
   ObservedRange range;
   if (input.numel() == 0) return range;
   const at::NoGradGuard no_grad;
@@ -126,11 +126,14 @@ ObservedRange ObserverImpl::observe_range(const at::Tensor& input, bool after_re
   if (!options_.per_channel()) {
     float lo = 0.0f;
     float hi = 0.0f;
-    const MinMaxSpan span = after_relu ? relu_finite_min_max_span : finite_min_max_span;
+    const auto span = [&relu_cap](const float* data, int64_t n, float* span_lo, float* span_hi) {
+      return relu_cap ? relu_finite_min_max_span(data, n, *relu_cap, span_lo, span_hi)
+                      : finite_min_max_span(data, n, span_lo, span_hi);
+    };
     if (parallel_min_max(span, x.data_ptr<float>(), x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
     return range;
   }
-  if (after_relu) throw QuantError("per-channel observers take the ReLU output itself");
+  if (relu_cap) throw QuantError("per-channel observers take the ReLU output itself");
   const int64_t axis = options_.ch_axis;
   if (axis >= x.dim()) {
     std::ostringstream message;

@@ -145,15 +145,15 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
   };
   for (size_t k = 0; k < inputs.size(); ++k) store(graph.inputs()[k], inputs[k]);
 
-  // A ReLU whose only reader is the activation quantizer right after it runs fused with it
-  // (FakeQuantize::forward_after_relu, bit-identical): one pass over memory each way instead
-  // of three, and no ReLU output kept for the backward pass. Not while recording shapes,
-  // which wants every value.
+  // A ReLU (or ReLU6) whose only reader is the activation quantizer right after it runs fused
+  // with it (FakeQuantize::forward_after_relu, bit-identical): one pass over memory each way
+  // instead of three, and no ReLU output kept for the backward pass. Not while recording
+  // shapes, which wants every value.
   auto fuses_with_next = [&](size_t n) {
     if (context.record_only || shapes || n + 1 >= nodes.size()) return false;
     const ir::Node& relu = nodes[n];
     const ir::Node& next = nodes[n + 1];
-    return relu.op == ir::Op::relu && relu.inputs.size() == 1 &&
+    return (relu.op == ir::Op::relu || relu.op == ir::Op::relu6) && relu.inputs.size() == 1 &&
            next.op == ir::Op::fake_quantize && next.inputs.size() == 1 &&
            next.inputs[0] == relu.outputs[0] &&
            last_use[static_cast<size_t>(relu.outputs[0])] == n + 1;
@@ -170,7 +170,8 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
         throw Error(node_prefix(node) + "reads %" + graph.value(input).name + ", which has no value");
       }
       store(quantize.outputs[0], for_node(quantize, [&] {
-              return context.quantizer(quantize, "quantizer")->forward_after_relu(value);
+              const float cap = node.op == ir::Op::relu6 ? 6.0f : kReluUncapped;
+              return context.quantizer(quantize, "quantizer")->forward_after_relu(value, cap);
             }));
       if (last_use[static_cast<size_t>(input)] == n) values[static_cast<size_t>(input)].reset();
       ++n;

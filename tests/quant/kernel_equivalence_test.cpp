@@ -126,20 +126,24 @@ TEST_F(Avx2Kernels, MaskedGradientMatchesReference) {
 
 TEST_F(Avx2Kernels, ReluKernelsMatchReference) {
   std::mt19937 rng(13);
-  for (int64_t n = 0; n <= 80; ++n) {
-    const std::vector<float> x = tricky_values(n + 1000 * (n == 80), 0.02f, rng);
+  for (int64_t n = 0; n <= 160; ++n) {
+    // ReLU for the first half, ReLU6 (hardtanh to [0, 6]) for the second.
+    const float cap = n <= 80 ? kReluUncapped : 6.0f;
+    const std::vector<float> x = tricky_values(n % 81 + 1000 * (n % 81 == 80), 0.05f, rng);
     const auto size = static_cast<int64_t>(x.size());
     std::vector<float> want(size), got(size);
     std::vector<uint8_t> want_state(size, 9), got_state(size, 9);
-    relu_fake_quantize_reference(x.data(), want.data(), want_state.data(), size, {0.02f, 3}, 0, 255);
-    relu_fake_quantize_span(x.data(), got.data(), got_state.data(), size, {0.02f, 3}, 0, 255);
+    relu_fake_quantize_reference(x.data(), want.data(), want_state.data(), size, cap,
+                                 {0.02f, 3}, 0, 255);
+    relu_fake_quantize_span(x.data(), got.data(), got_state.data(), size, cap, {0.02f, 3}, 0,
+                            255);
     for (int64_t i = 0; i < size; ++i) {
       ASSERT_EQ(float_bits(got[i]), float_bits(want[i])) << "x=" << x[i] << " i=" << i;
       ASSERT_EQ(got_state[i], want_state[i]) << "x=" << x[i] << " i=" << i;
     }
     float want_lo = 7.0f, want_hi = 7.0f, got_lo = 7.0f, got_hi = 7.0f;
-    ASSERT_EQ(relu_finite_min_max_span(x.data(), size, &got_lo, &got_hi),
-              relu_finite_min_max(x.data(), size, &want_lo, &want_hi)) << n;
+    ASSERT_EQ(relu_finite_min_max_span(x.data(), size, cap, &got_lo, &got_hi),
+              relu_finite_min_max(x.data(), size, cap, &want_lo, &want_hi)) << n;
     EXPECT_EQ(got_lo, want_lo) << n;
     EXPECT_EQ(got_hi, want_hi) << n;
     std::vector<float> grad = tricky_values(size, 1.0f, rng);

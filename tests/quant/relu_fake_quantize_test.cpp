@@ -1,5 +1,5 @@
-// FakeQuantize::forward_after_relu against the composite it replaces, forward(at::relu(x)),
-// whose parts are checked against PyTorch by the golden sweep: outputs, gradients, observer
+// FakeQuantize::forward_after_relu against the composite it replaces, forward(at::relu(x))
+// (or at::hardtanh(x, 0, 6) for ReLU6), whose parts are checked against PyTorch by the golden sweep: outputs, gradients, observer
 // state and qparams must agree bit for bit, with NaN, infinities and saturation in the data,
 // over several steps and for every observer, scheme and activation dtype. CTest runs this
 // suite with the AVX2 and with the scalar kernels.
@@ -49,7 +49,15 @@ struct Variant {
   QuantRange range;
 };
 
-TEST(ReluFakeQuantize, MatchesReluThenFakeQuantizeBitForBit) {
+// ReLU (cap = kReluUncapped) or ReLU6 (cap = 6, as torch.nn.ReLU6 computes it).
+at::Tensor relu_composite(const at::Tensor& x, float cap) {
+  return std::isnan(cap) ? at::relu(x) : at::hardtanh(x, 0.0, cap);
+}
+
+class ReluFakeQuantize : public ::testing::TestWithParam<float> {};
+
+TEST_P(ReluFakeQuantize, MatchesReluThenFakeQuantizeBitForBit) {
+  const float cap = GetParam();
   const Variant variants[] = {
       {ObserverType::moving_average_min_max, QuantizationScheme::symmetric, QuantRange::quint8()},
       {ObserverType::moving_average_min_max, QuantizationScheme::affine, QuantRange::quint8()},
@@ -69,12 +77,13 @@ TEST(ReluFakeQuantize, MatchesReluThenFakeQuantizeBitForBit) {
       const int64_t n = step == 0 ? 37 : (step == 1 ? 100003 : 4096);
       at::Tensor x = tricky_input(step + 10, n);
       if (step == 3) x = -x.abs();
+      if (step == 2) x = x * 3.0;  // many values above the ReLU6 cap
       const std::string what = std::string("step ") + std::to_string(step) + " " +
                                fused->options().describe();
       const at::Tensor a = x.clone().requires_grad_(true);
       const at::Tensor b = x.clone().requires_grad_(true);
-      const at::Tensor ya = fused->forward_after_relu(a);
-      const at::Tensor yb = composite->forward(at::relu(b));
+      const at::Tensor ya = fused->forward_after_relu(a, cap);
+      const at::Tensor yb = composite->forward(relu_composite(b, cap));
       expect_same_bits(ya, yb, what + " output");
       const at::Tensor grad = at::randn(ya.sizes());
       grad[0][0][0] = NAN;
@@ -91,7 +100,13 @@ TEST(ReluFakeQuantize, MatchesReluThenFakeQuantizeBitForBit) {
   }
 }
 
-TEST(ReluFakeQuantize, DisabledFakeQuantStillObservesTheReluOutput) {
+INSTANTIATE_TEST_SUITE_P(ReluAndRelu6, ReluFakeQuantize,
+                         ::testing::Values(kReluUncapped, 6.0f),
+                         [](const ::testing::TestParamInfo<float>& info) {
+                           return std::isnan(info.param) ? std::string("relu") : std::string("relu6");
+                         });
+
+TEST(ReluFakeQuantizeModule, DisabledFakeQuantStillObservesTheReluOutput) {
   FakeQuantize fused(FakeQuantizeOptions{});
   FakeQuantize composite(FakeQuantizeOptions{});
   fused->disable_fake_quant();
@@ -102,7 +117,7 @@ TEST(ReluFakeQuantize, DisabledFakeQuantStillObservesTheReluOutput) {
   EXPECT_EQ(fused->scale.item<float>(), composite->scale.item<float>());
 }
 
-TEST(ReluFakeQuantize, OnlyNonFiniteInputLeavesTheObserverUnset) {
+TEST(ReluFakeQuantizeModule, OnlyNonFiniteInputLeavesTheObserverUnset) {
   FakeQuantize fused(FakeQuantizeOptions{});
   const at::Tensor x = at::tensor({NAN, INFINITY, NAN});
   const at::Tensor y = fused->forward_after_relu(x);

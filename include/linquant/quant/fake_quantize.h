@@ -6,6 +6,7 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include "linquant/quant/fake_quantize_kernel.h"
 #include "linquant/quant/fake_quantize_options.h"
 #include "linquant/quant/observer.h"
 
@@ -20,10 +21,11 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   // Observer on: update the range and recompute scale/zero point from it.
   // Fake quant on: return the fake-quantized x, else x itself.
   at::Tensor forward(const at::Tensor& x);
-  // forward(at::relu(x)) with the same results bit for bit, without materializing relu(x) or
-  // keeping it for the backward pass (per-tensor float32 quantizers with fake quant on; the
-  // other cases take that composite path).
-  at::Tensor forward_after_relu(const at::Tensor& x);
+  // forward(at::relu(x)) (or, with a cap, forward(at::hardtanh(x, 0, cap)): ReLU6) with the
+  // same results bit for bit, without materializing relu(x) or keeping it for the backward
+  // pass (per-tensor float32 quantizers with fake quant on; the other cases take that
+  // composite path).
+  at::Tensor forward_after_relu(const at::Tensor& x, float cap = kReluUncapped);
 
   void enable_observer(bool on = true);
   void disable_observer() { enable_observer(false); }
@@ -51,11 +53,11 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   Observer activation_post_process{nullptr};
 
  private:
-  void observe(const at::Tensor& x, bool after_relu);
+  void observe(const at::Tensor& x, std::optional<float> relu_cap);
   // Observer on, fake quant on, per channel on axis 0, float32, not shared: one pass.
   bool fuses_observer_and_fake_quant(const at::Tensor& x) const;
   at::Tensor observe_and_fake_quantize_rows(const at::Tensor& x);
-  void observe_in_shared_pass(const at::Tensor& x, bool after_relu);
+  void observe_in_shared_pass(const at::Tensor& x, std::optional<float> relu_cap);
 
   FakeQuantizeOptions options_;
   bool in_shared_pass_ = false;
@@ -79,9 +81,10 @@ using RowObserver = std::function<void(const at::Tensor& x, const RowCallback& o
 at::Tensor fake_quantize_observed_rows(const at::Tensor& x, int64_t quant_min, int64_t quant_max,
                                        const RowObserver& observe);
 
-// fake_quantize(at::relu(x), ...) per tensor in one pass, gradients included, bit for bit.
+// fake_quantize(at::relu(x), ...) per tensor in one pass, gradients included, bit for bit
+// (with a cap: fake_quantize(at::hardtanh(x, 0, cap), ...)).
 at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                               const at::Tensor& zero_point, int64_t quant_min,
-                              int64_t quant_max);
+                              int64_t quant_max, float cap = kReluUncapped);
 
 }  // namespace linquant

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 #include "linquant/quant/qparams.h"
 
@@ -27,21 +28,28 @@ void fake_quantize_per_channel_reference(const float* x, float* y, bool* mask, i
 // out = grad * float(mask): the straight-through gradient, as ATen's `grad * mask`.
 void masked_gradient_reference(const float* grad, const bool* mask, float* out, int64_t n);
 
+// The ReLU a fused kernel applies: `cap` is kReluUncapped (NaN) for ReLU, or the top of
+// hardtanh(x, 0, cap) for capped ones (ReLU6: cap = 6).
+constexpr float kReluUncapped = std::numeric_limits<float>::quiet_NaN();
+
 // ReLU followed by fake quantize in one pass (an activation quantizer right after a ReLU).
 // y = fake_quantize(relu(x)) with relu(NaN) = NaN as in ATen. state[i] carries both
-// gradients: 0 where x <= 0 (ReLU passes no gradient), 1 where relu(x) is on the grid, 2 where
-// it is not (saturated or NaN).
+// gradients: 0 where the ReLU passes no gradient (x <= 0; capped: not 0 < x < cap, NaN
+// included, as ATen's hardtanh backward), 1 where relu(x) is on the grid, 2 where it is not
+// (saturated or NaN).
 void relu_fake_quantize_reference(const float* x, float* y, uint8_t* state, int64_t n,
-                                  QParam qparam, int64_t quant_min, int64_t quant_max);
+                                  float cap, QParam qparam, int64_t quant_min,
+                                  int64_t quant_max);
 
 // out = state == 0 ? +0 : grad * float(state == 1): the fake-quant gradient, then ReLU's
 // (ATen's threshold_backward writes +0 where the ReLU output is <= 0).
 void relu_masked_gradient_reference(const float* grad, const uint8_t* state, float* out,
                                     int64_t n);
 
-// The observer's view of relu(x): minimum and maximum of max(v, 0) over the values that stay
-// finite (NaN and +inf left out, -inf counts as 0); false when there is none.
-bool relu_finite_min_max(const float* x, int64_t n, float* min_val, float* max_val);
+// The observer's view of relu(x): minimum and maximum of relu(v) over the values where it is
+// finite (NaN left out; -inf counts as 0; +inf is left out, or counts as the cap); false when
+// there is none.
+bool relu_finite_min_max(const float* x, int64_t n, float cap, float* min_val, float* max_val);
 
 // Minimum and maximum of the finite values; false when there is none (then min/max untouched).
 bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val);

@@ -28,9 +28,10 @@ bool finite_min_max_span(const float* x, int64_t n, float* min_val, float* max_v
 void masked_gradient_span(const float* grad, const bool* mask, float* out, int64_t n);
 
 // As relu_fake_quantize_reference / relu_finite_min_max / relu_masked_gradient_reference.
-void relu_fake_quantize_span(const float* x, float* y, uint8_t* state, int64_t n, QParam qparam,
-                             int64_t quant_min, int64_t quant_max);
-bool relu_finite_min_max_span(const float* x, int64_t n, float* min_val, float* max_val);
+void relu_fake_quantize_span(const float* x, float* y, uint8_t* state, int64_t n, float cap,
+                             QParam qparam, int64_t quant_min, int64_t quant_max);
+bool relu_finite_min_max_span(const float* x, int64_t n, float cap, float* min_val,
+                              float* max_val);
 void relu_masked_gradient_span(const float* grad, const uint8_t* state, float* out, int64_t n);
 
 }  // namespace linquant

@@ -7,6 +7,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "linquant/quant/fake_quantize_options.h"
@@ -41,8 +42,10 @@ class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
   at::Tensor forward(const at::Tensor& x);
 
   // forward() in two halves, so a caller can update the state once from several tensors.
-  // after_relu: the range of relu(x), without computing relu(x) (per-tensor observers only).
-  ObservedRange observe_range(const at::Tensor& x, bool after_relu = false) const;
+  // With relu_cap: the range of relu(x) (capped at *relu_cap unless it is kReluUncapped),
+  // without computing relu(x) (per-tensor observers only).
+  ObservedRange observe_range(const at::Tensor& x,
+                              std::optional<float> relu_cap = std::nullopt) const;
   void apply_range(const ObservedRange& range);
 
   // forward() for a per-channel observer on axis 0 and a contiguous float32 x, one channel
