@@ -23,6 +23,26 @@ inline float relu_one(float v, float cap) {
   return std::isnan(v) ? v : std::min(std::max(v, 0.0f), cap);
 }
 
+// Minimum and maximum of the finite values of f(x[i]); false (outputs untouched) if none.
+template <typename F>
+bool finite_min_max_of(const float* x, int64_t n, const F& f, float* min_val, float* max_val) {
+  float lo = INFINITY;
+  float hi = -INFINITY;
+  bool any = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = f(x[i]);
+    if (!std::isfinite(v)) continue;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    any = true;
+  }
+  if (any) {
+    *min_val = lo;
+    *max_val = hi;
+  }
+  return any;
+}
+
 }  // namespace
 
 void fake_quantize_reference(const float* x, float* y, bool* mask, int64_t n, QParam qparam,
@@ -76,39 +96,11 @@ void relu_masked_gradient_reference(const float* grad, const uint8_t* state, flo
 }
 
 bool relu_finite_min_max(const float* x, int64_t n, float cap, float* min_val, float* max_val) {
-  float lo = INFINITY;
-  float hi = -INFINITY;
-  bool any = false;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = relu_one(x[i], cap);
-    if (!std::isfinite(v)) continue;
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-    any = true;
-  }
-  if (any) {
-    *min_val = lo;
-    *max_val = hi;
-  }
-  return any;
+  return finite_min_max_of(x, n, [cap](float v) { return relu_one(v, cap); }, min_val, max_val);
 }
 
 bool finite_min_max(const float* x, int64_t n, float* min_val, float* max_val) {
-  float lo = INFINITY;
-  float hi = -INFINITY;
-  bool any = false;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    if (!std::isfinite(v)) continue;
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-    any = true;
-  }
-  if (any) {
-    *min_val = lo;
-    *max_val = hi;
-  }
-  return any;
+  return finite_min_max_of(x, n, [](float v) { return v; }, min_val, max_val);
 }
 
 }  // namespace linquant
