@@ -2,7 +2,6 @@
 // kernels, backward multiplies the incoming gradient by the saved in-range mask
 // (straight-through estimator), and for the ReLU form also zeroes it where x <= 0.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
 #include <sstream>
@@ -11,12 +10,10 @@
 #include "linquant/common/error.h"
 #include "linquant/quant/fake_quantize.h"
 #include "linquant/quant/kernel_dispatch.h"
+#include "linquant/quant/parallel.h"
 
 namespace linquant {
 namespace {
-
-// Elements per parallel task: large enough that thread start-up does not dominate.
-constexpr int64_t kGrain = 32768;
 
 std::vector<QParam> read_qparams(const at::Tensor& scale, const at::Tensor& zero_point) {
   const at::Tensor s = scale.detach().to(at::kFloat).reshape({-1}).contiguous();
@@ -53,7 +50,7 @@ torch::autograd::variable_list masked_backward(
   const float* gp = grad.data_ptr<float>();
   const MaskT* mp = mask.data_ptr<MaskT>();
   float* op = grad_input.data_ptr<float>();
-  at::parallel_for(0, grad.numel(), kGrain, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, grad.numel(), kParallelGrain, [&](int64_t begin, int64_t end) {
     span(gp + begin, mp + begin, op + begin, end - begin);
   });
   torch::autograd::variable_list result(inputs);
@@ -79,7 +76,7 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
         throw QuantError("fake_quantize: per-tensor quantization needs one scale, got " +
                          std::to_string(qparams.size()));
       }
-      at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
+      at::parallel_for(0, x.numel(), kParallelGrain, [&](int64_t begin, int64_t end) {
         fake_quantize_span(xp + begin, yp + begin, mp + begin, end - begin, qparams[0],
                                 quant_min, quant_max);
       });
@@ -102,14 +99,11 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
       int64_t inner = 1;
       for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.size(d);
       const int64_t rows = outer * channels;
-      at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)),
-                       [&](int64_t begin, int64_t end) {
-                         for (int64_t r = begin; r < end; ++r) {
-                           const int64_t offset = r * inner;
-                           fake_quantize_span(xp + offset, yp + offset, mp + offset, inner,
-                                              qparams[r % channels], quant_min, quant_max);
-                         }
-                       });
+      parallel_for_rows(rows, inner, [&](int64_t r) {
+        const int64_t offset = r * inner;
+        fake_quantize_span(xp + offset, yp + offset, mp + offset, inner, qparams[r % channels],
+                           quant_min, quant_max);
+      });
     }
     ctx->save_for_backward({mask});
     return y;
@@ -168,7 +162,7 @@ class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuanti
     const float* xp = x.data_ptr<float>();
     float* yp = y.data_ptr<float>();
     uint8_t* sp = state.data_ptr<uint8_t>();
-    at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, x.numel(), kParallelGrain, [&](int64_t begin, int64_t end) {
       relu_fake_quantize_span(xp + begin, yp + begin, sp + begin, end - begin,
                               static_cast<float>(cap), qparams[0], quant_min, quant_max);
     });

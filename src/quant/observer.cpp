@@ -3,7 +3,6 @@
 #include "linquant/quant/observer.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,19 +12,17 @@
 #include "linquant/common/error.h"
 #include "linquant/common/warning.h"
 #include "linquant/quant/kernel_dispatch.h"
+#include "linquant/quant/parallel.h"
 
 namespace linquant {
 namespace {
-
-// Elements per parallel task: large enough that thread start-up does not dominate.
-constexpr int64_t kGrain = 32768;
 
 // Min/max of the whole buffer by `span` (finite values of x, or of relu(x)): equal chunks per
 // thread, combined in chunk order.
 template <typename MinMaxSpan>
 bool parallel_min_max(const MinMaxSpan& span, const float* data, int64_t n, float* min_val,
                       float* max_val) {
-  const int64_t chunks = std::clamp<int64_t>(n / kGrain, 1, at::get_num_threads());
+  const int64_t chunks = std::clamp<int64_t>(n / kParallelGrain, 1, at::get_num_threads());
   std::vector<float> lo(chunks, 0.0f);
   std::vector<float> hi(chunks, 0.0f);
   std::vector<char> has(chunks, 0);
@@ -59,18 +56,14 @@ void per_channel_min_max(const at::Tensor& x, int64_t axis, std::vector<float>& 
   hi.assign(channels, -INFINITY);
   has.assign(channels, 0);
   const float* data = x.data_ptr<float>();
-  const int64_t per_channel = std::max<int64_t>(outer * inner, 1);
-  at::parallel_for(0, channels, std::max<int64_t>(1, kGrain / per_channel),
-                   [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      for (int64_t o = 0; o < outer; ++o) {
-        float slice_lo = 0.0f;
-        float slice_hi = 0.0f;
-        if (finite_min_max_span(data + (o * channels + c) * inner, inner, &slice_lo, &slice_hi)) {
-          lo[c] = std::min(lo[c], slice_lo);
-          hi[c] = std::max(hi[c], slice_hi);
-          has[c] = 1;
-        }
+  parallel_for_rows(channels, outer * inner, [&](int64_t c) {
+    for (int64_t o = 0; o < outer; ++o) {
+      float slice_lo = 0.0f;
+      float slice_hi = 0.0f;
+      if (finite_min_max_span(data + (o * channels + c) * inner, inner, &slice_lo, &slice_hi)) {
+        lo[c] = std::min(lo[c], slice_lo);
+        hi[c] = std::max(hi[c], slice_hi);
+        has[c] = 1;
       }
     }
   });
@@ -193,14 +186,12 @@ void ObserverImpl::observe_rows(const at::Tensor& x, const RowCallback& on_row) 
   const float* data = x.data_ptr<float>();
   float* state_min = min_val.data_ptr<float>();
   float* state_max = max_val.data_ptr<float>();
-  at::parallel_for(0, channels, std::max<int64_t>(1, kGrain / inner), [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      float lo = 0.0f;
-      float hi = 0.0f;
-      const bool has = finite_min_max_span(data + c * inner, inner, &lo, &hi);
-      update_channel(state_min + c, state_max + c, lo, hi, has, first);
-      on_row(c, compute_qparam(state_min[c], state_max[c], options_.range, options_.scheme));
-    }
+  parallel_for_rows(channels, inner, [&](int64_t c) {
+    float lo = 0.0f;
+    float hi = 0.0f;
+    const bool has = finite_min_max_span(data + c * inner, inner, &lo, &hi);
+    update_channel(state_min + c, state_max + c, lo, hi, has, first);
+    on_row(c, compute_qparam(state_min[c], state_max[c], options_.range, options_.scheme));
   });
 }
 

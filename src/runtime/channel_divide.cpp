@@ -6,18 +6,15 @@
 #include "channel_divide.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
 #include <vector>
 
 #include "linquant/common/error.h"
+#include "linquant/quant/parallel.h"
 
 namespace linquant::runtime {
 namespace {
-
-// Elements per parallel task.
-constexpr int64_t kGrain = 32768;
 
 struct Planes {
   int64_t outer = 1, channels = 1, inner = 1;
@@ -31,16 +28,11 @@ Planes planes_of(const at::Tensor& x) {
   return p;
 }
 
-// Calls body(plane index, channel, offset) for every [inner] plane, split across threads.
+// Calls body(channel, offset) for every [inner] plane, split across threads.
 template <typename Body>
 void for_each_plane(const Planes& p, const Body& body) {
-  const int64_t planes = p.outer * p.channels;
-  at::parallel_for(0, planes, std::max<int64_t>(1, kGrain / std::max<int64_t>(p.inner, 1)),
-                   [&](int64_t begin, int64_t end) {
-                     for (int64_t plane = begin; plane < end; ++plane) {
-                       body(plane % p.channels, plane * p.inner);
-                     }
-                   });
+  parallel_for_rows(p.outer * p.channels, p.inner,
+                    [&](int64_t plane) { body(plane % p.channels, plane * p.inner); });
 }
 
 // The loops over one plane, compiled twice (AVX2 and baseline x86-64) with the version
