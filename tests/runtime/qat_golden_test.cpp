@@ -1,10 +1,13 @@
-// Replays golden/qat_golden.pt, written by PyTorch 1.13's own QAT ConvBn2d and LinearBn1d
-// (golden/make_qat_golden.py documents the format), through GraphModule: outputs, BatchNorm
-// statistics, weight scales and gradients must agree bit for bit, before and after freezing.
+// Replays qat_golden.pt, written at test time by PyTorch 1.13's own QAT ConvBn2d and
+// LinearBn1d on this machine (torch_reference/make_qat_golden.py documents the format; ctest
+// runs it as a fixture because convolution results depend on the CPU's kernels), through
+// GraphModule: outputs, BatchNorm statistics, weight scales and gradients must agree bit for
+// bit, before and after freezing.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/serialize.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -18,10 +21,14 @@ namespace {
 using namespace linquant::testing;
 using Case = std::map<std::string, at::Tensor>;
 
-constexpr const char* kGolden = LINQUANT_TEST_DATA_DIR "/golden/qat_golden.pt";
+// Set by ctest to the fixture's output in the build tree.
+std::string golden_path() {
+  const char* path = std::getenv("LINQUANT_QAT_GOLDEN");
+  return path ? path : "";
+}
 
 std::map<std::string, Case> load_cases() {
-  std::ifstream file(kGolden, std::ios::binary);
+  std::ifstream file(golden_path(), std::ios::binary);
   const std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
                                 std::istreambuf_iterator<char>());
   std::map<std::string, Case> cases;
@@ -72,14 +79,15 @@ void expect_equal(const at::Tensor& actual, const at::Tensor& expected, const st
 
 TEST(QatGolden, FileHasEveryCase) {
   const auto cases = load_cases();
-  ASSERT_FALSE(cases.empty()) << "cannot read " << kGolden
-                              << "; regenerate with tests/runtime/golden/make_qat_golden.py";
+  ASSERT_FALSE(cases.empty())
+      << "cannot read '" << golden_path() << "' (LINQUANT_QAT_GOLDEN); ctest makes it with "
+      << "tests/runtime/torch_reference/make_qat_golden.py (fixture runtime.make_qat_golden)";
   for (const char* name : {"conv_bn", "grouped_conv_bn_without_bias", "linear_bn"}) {
     EXPECT_TRUE(cases.count(name)) << name;
   }
 }
 
-// The golden file was written with one intra-op thread; reductions split over other thread
+// The reference was written with one intra-op thread; reductions split over other thread
 // counts round differently.
 class OneThread {
  public:

@@ -1,8 +1,11 @@
 """Writes qat_golden.pt: PyTorch 1.13's own QAT ConvBn2d and LinearBn1d (reference 4.3) on
 fixed data, for tests/runtime/qat_golden_test.cpp to replay through GraphModule.
 
-Run with Debian's interpreter (it sees python3-torch):
-    /usr/bin/python3 tests/runtime/golden/make_qat_golden.py
+ctest runs it as the fixture runtime.make_qat_golden, into the build tree, on the machine that
+runs the test: convolution and matrix-product results depend on the kernel the CPU selects
+(a file made on one machine differed by 1 ulp on another), so nothing is committed.
+By hand, with Debian's interpreter (it sees python3-torch):
+    /usr/bin/python3 tests/runtime/torch_reference/make_qat_golden.py OUT.pt
 
 Format: torch.save of {case_name: {key: tensor}}, loadable with torch::pickle_load. Keys:
   weight, bias (absent without conv bias), bn_weight, bn_bias, running_mean, running_var:
@@ -19,6 +22,7 @@ counts round differently. Weights are fake-quantized qint8 per output channel, s
 coremltools' default; BN momentum 0.2, eps 1e-3.
 """
 import os
+import sys
 
 import torch
 from torch.ao.quantization import FakeQuantize, MovingAveragePerChannelMinMaxObserver, QConfig
@@ -94,8 +98,10 @@ def main():
             LinearBn1d(7, 5, bias=True, eps=EPS, momentum=MOMENTUM, qconfig=qconfig()),
             lambda n: torch.randn(n, 7), [7, 5, 0, 0, 1, 1]),
     }
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "qat_golden.pt")
-    torch.save(cases, path)
+    path = sys.argv[1]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save(cases, path + ".tmp")
+    os.replace(path + ".tmp", path)
     print("wrote", path)
 
 
