@@ -17,4 +17,19 @@ std::vector<ir::ValueId> emit_node(ir::Graph& graph, ir::Op op, std::vector<ir::
   return graph.nodes()[index].outputs;
 }
 
+std::vector<ir::ValueId> emit_named_node(ir::Graph& graph, ir::Op op,
+                                         std::vector<ir::ValueId> inputs, ir::Attributes attrs,
+                                         const ir::Scope& scope,
+                                         const std::vector<ir::ValueType>& output_types,
+                                         const std::string& name) {
+  ir::Node node;
+  node.op = op;
+  node.inputs = std::move(inputs);
+  node.attrs = std::move(attrs);
+  node.scope = scope;
+  node.name = name;
+  const size_t index = graph.add_node(std::move(node), output_types);
+  return graph.nodes()[index].outputs;
+}
+
 }  // namespace linquant::frontend

@@ -14,4 +14,11 @@ std::vector<ir::ValueId> emit_node(ir::Graph& graph, ir::Op op, std::vector<ir::
                                    ir::Attributes attrs, const ir::Scope& scope,
                                    int num_outputs = 1);
 
+// Appends `op` under the given node name, with one output per entry of `output_types`.
+std::vector<ir::ValueId> emit_named_node(ir::Graph& graph, ir::Op op,
+                                         std::vector<ir::ValueId> inputs, ir::Attributes attrs,
+                                         const ir::Scope& scope,
+                                         const std::vector<ir::ValueType>& output_types,
+                                         const std::string& name);
+
 }  // namespace linquant::frontend

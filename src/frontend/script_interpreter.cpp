@@ -41,13 +41,13 @@ std::string describe(const SymValue& value) {
       return "the constant " + text.str();
     }
     case Kind::tensor: return "a tensor";
+    case Kind::value: return "a value computed when the model runs";
     case Kind::model_tensor:
       return std::string(value.transposed ? "the transposed " : "") + "model tensor '" +
              value.name + "'";
     case Kind::module: return "the module '" + value.name + "'";
     case Kind::function: return "a function";
     case Kind::sequence: return "a list of " + std::to_string(value.items.size()) + " values";
-    case Kind::size: return "the size of dimension " + std::to_string(value.dim) + " of a tensor";
   }
   return "a value";
 }
@@ -162,11 +162,19 @@ void Interpreter::run_node(torch::jit::Node* node, Frame& frame) {
   } else if (!run_structural(node, frame) && !fold_constant(node, frame)) {
     bool tensor_output = false;
     for (const torch::jit::Value* output : node->outputs()) tensor_output |= is_tensor_type(output);
+    bool reads_runtime_value = false;
+    for (const torch::jit::Value* input : node->inputs()) {
+      const SymValue& value = lookup(frame, input);
+      reads_runtime_value |= value.is(SymValue::Kind::tensor) || value.is(SymValue::Kind::value);
+    }
     if (tensor_output) {
       run_tensor_op(node, frame);
+    } else if (reads_runtime_value && !node->outputs().empty()) {
+      // Sizes, arithmetic on them, dim(): computed when the model runs. Those that feed
+      // nothing (input checks) are removed after capture.
+      run_generic(node, frame);
     } else {
-      // Non-tensor results of tensors (dim(), a list of sizes) or of such values: fine as
-      // long as nothing that matters depends on them; whoever needs them reports it.
+      // Results of values capture did not follow; whoever needs them reports it.
       for (const torch::jit::Value* output : node->outputs()) {
         bind(frame, output, SymValue::make_unknown(kind.toQualString()));
       }

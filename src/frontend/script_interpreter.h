@@ -7,6 +7,8 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -51,6 +53,18 @@ class Interpreter {
   [[noreturn]] void fail(const Frame& frame, const torch::jit::Node* node,
                          const std::string& problem) const;
 
+  // The IR value standing for `value` as an argument of `node` (script_generic_op.cpp):
+  // runtime values as they are; constants, model tensors and lists become constant,
+  // model_tensor and list nodes. `type` is the TorchScript type it has there.
+  ir::ValueId materialize(const SymValue& value, const c10::TypePtr& type, const Frame& frame,
+                          const torch::jit::Node* node);
+  // A fresh node name for `op` at `where` (prefixed with the module inside leaf modules).
+  std::string node_name(const ir::Scope& where, const std::string& op) const;
+  // n when `tensor` is prim::NumToTensor(n), as traced models wrap sizes.
+  std::optional<ir::ValueId> number_behind_tensor(ir::ValueId tensor) const;
+  // (x, d) when `value` is x.size(d) with a constant d.
+  std::optional<std::pair<ir::ValueId, int64_t>> size_source(ir::ValueId value) const;
+
  private:
   ModuleContext context_for(const torch::jit::Module& module, const std::string& name);
   void add_module_tensors(const torch::jit::Module& module, const std::string& name,
@@ -75,15 +89,27 @@ class Interpreter {
 
   // Values that are not tensors (script_structure.cpp).
   bool run_structural(torch::jit::Node* node, Frame& frame);
+  void unpack(torch::jit::Node* node, Frame& frame, ir::ValueId list);
   bool fold_constant(torch::jit::Node* node, Frame& frame);
 
-  // Tensor ops (script_tensor_ops.cpp).
+  // Tensor ops (script_tensor_ops.cpp), and every other op as a generic torch_op
+  // (script_generic_op.cpp).
   void run_tensor_op(torch::jit::Node* node, Frame& frame);
+  void run_generic(torch::jit::Node* node, Frame& frame);
 
   ir::Graph& graph_;
   std::set<std::string> non_traceable_;
   std::set<std::string> modules_with_tensors_;
+  // The model_tensor node already emitted for a tensor name (".t" suffix: its transpose).
+  std::map<std::string, ir::ValueId> model_tensor_values_;
+
+  ir::ValueId emit_value(ir::Op op, std::vector<ir::ValueId> inputs, ir::Attributes attrs,
+                         const ir::Scope& where, ir::ValueType type, const std::string& name);
 };
+
+// Removes the generic and structural nodes whose values nothing reads (the size checks and
+// shape arithmetic of code paths that feed nothing), keeping ops that modify their inputs.
+void remove_dead_values(ir::Graph& graph);
 
 // "file.py:12" for a node, from the original Python source when the model kept it.
 std::string source_of(const torch::jit::Node* node);

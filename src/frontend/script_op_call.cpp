@@ -131,6 +131,16 @@ SymValue OpCall::emit(ir::Op op, std::vector<ir::ValueId> inputs, ir::Attributes
   return SymValue::make_tensor(outputs[0]);
 }
 
-void OpCall::fail(const std::string& problem) const { interpreter.fail(frame, node, problem); }
+std::optional<ir::ValueId> OpCall::operand(const SymValue& value) const {
+  const bool tensor_like = value.is(Kind::tensor) || value.is(Kind::model_tensor) ||
+                           (value.is(Kind::constant) && value.constant.isTensor());
+  if (!tensor_like) return std::nullopt;
+  return interpreter.materialize(value, c10::TensorType::get(), frame, node);
+}
+
+void OpCall::fail(const std::string& problem) const {
+  (void)problem;  // the generic op takes over; its errors name the op
+  throw NotExpressible{};
+}
 
 }  // namespace linquant::frontend::script

@@ -14,6 +14,10 @@ namespace linquant::frontend::script {
 
 class OpCall {
  public:
+  // Thrown by fail(): the rule cannot express this call as a linquant op, so capture falls
+  // back to the generic torch_op.
+  struct NotExpressible {};
+
   OpCall(Interpreter& interpreter, torch::jit::Node* node, Frame& frame);
 
   const std::string& kind() const { return kind_; }  // "aten::conv2d"
@@ -36,6 +40,10 @@ class OpCall {
   // An int list; a single int is repeated to the list size the schema declares (int[2]).
   std::vector<int64_t> ints(const char* name) const;
 
+  // A tensor operand: activations as they are, model tensors and constant tensors as
+  // model_tensor / constant nodes; nullopt for anything else.
+  std::optional<ir::ValueId> operand(const SymValue& value) const;
+
   SymValue emit(ir::Op op, std::vector<ir::ValueId> inputs, ir::Attributes attrs = {}) const;
   [[noreturn]] void fail(const std::string& problem) const;
 
@@ -53,8 +61,9 @@ class OpCall {
 // A number known now: constants and one-element constant tensors (traced Python scalars).
 std::optional<double> scalar_of(const SymValue& value);
 
-// How one op kind ("aten::conv2d", in-place variants included) becomes IR.
-using TensorOpRule = std::function<SymValue(const OpCall&)>;
+// How one op kind ("aten::conv2d", in-place variants included) becomes IR; nullopt (or
+// OpCall::fail) when this call cannot be expressed as a linquant op.
+using TensorOpRule = std::function<std::optional<SymValue>(const OpCall&)>;
 const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules();
 
 }  // namespace linquant::frontend::script

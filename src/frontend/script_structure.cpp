@@ -1,6 +1,6 @@
-// Values that are not activations: lists and tuples, casts, None checks, tensor sizes (kept
-// symbolic so `x.view(x.size(0), -1)` becomes a reshape to [0, -1]), and constant folding with
-// TorchScript's own operator implementations.
+// Values that are not activations: lists and tuples, casts, None checks, and constant folding
+// with TorchScript's own operator implementations. Sizes and arithmetic on them become IR
+// values computed when the model runs (script_generic_op.cpp).
 #include <torch/csrc/jit/runtime/operator.h>
 
 #include "script_interpreter.h"
@@ -22,7 +22,7 @@ bool all_constant(const std::vector<SymValue>& values) {
 // A value that is certainly not None: an activation, a parameter, a module, a list.
 bool certainly_present(const SymValue& value) {
   return value.is(Kind::tensor) || value.is(Kind::model_tensor) || value.is(Kind::module) ||
-         value.is(Kind::sequence) || value.is(Kind::size) || value.is(Kind::function);
+         value.is(Kind::sequence) || value.is(Kind::function);
 }
 
 // A list or tuple of constants as one constant, typed like TorchScript's own (int[] etc.),
@@ -69,6 +69,10 @@ bool Interpreter::run_structural(torch::jit::Node* node, Frame& frame) {
     return true;
   }
   if (kind == prim::ListUnpack || kind == prim::TupleUnpack) {
+    if (inputs.at(0).is(Kind::value)) {  // a list computed when the model runs (chunk, split)
+      unpack(node, frame, inputs.at(0).tensor);
+      return true;
+    }
     const auto items = items_of(inputs.at(0));
     if (!items || items->size() != node->outputs().size()) return false;
     for (size_t k = 0; k < items->size(); ++k) bind(frame, node->output(k), (*items)[k]);
@@ -103,12 +107,12 @@ bool Interpreter::run_structural(torch::jit::Node* node, Frame& frame) {
     bind(frame, node->output(), inputs.at(0));
     return true;
   }
-  // Traced models turn sizes into tensors and back (prim::NumToTensor, aten::Int): still
-  // the same size.
-  if ((kind == prim::NumToTensor || kind == aten::Int || kind == aten::ScalarImplicit) &&
-      (inputs.at(0).is(Kind::size) || inputs.at(0).is(Kind::unknown))) {
-    bind(frame, node->output(), inputs.at(0));
-    return true;
+  // Traced models turn sizes into tensors and back (aten::Int(prim::NumToTensor(n))): still n.
+  if ((kind == aten::Int || kind == aten::ScalarImplicit) && inputs.at(0).is(Kind::tensor)) {
+    if (const auto number = number_behind_tensor(inputs.at(0).tensor)) {
+      bind(frame, node->output(), SymValue::make_value(*number));
+      return true;
+    }
   }
   if (kind == aten::__is__ || kind == aten::__isnot__) {
     const SymValue& a = inputs.at(0);
@@ -118,15 +122,6 @@ bool Interpreter::run_structural(torch::jit::Node* node, Frame& frame) {
                                       (b.is_none() && certainly_present(a));
     if (!none_against_present) return false;
     bind(frame, node->output(), SymValue::make_constant(kind == aten::__isnot__));
-    return true;
-  }
-  if (kind == aten::size && inputs.size() == 2 && inputs[0].is(Kind::tensor) &&
-      inputs[1].is(Kind::constant) && inputs[1].constant.isInt()) {
-    SymValue size;
-    size.kind = Kind::size;
-    size.tensor = inputs[0].tensor;
-    size.dim = inputs[1].constant.toInt();
-    bind(frame, node->output(), size);
     return true;
   }
   if (kind == prim::Uninitialized) {

@@ -20,22 +20,6 @@ void Interpreter::run_tensor_op(torch::jit::Node* node, Frame& frame) {
   const bool in_place = is_in_place(kind);
   const std::string base = in_place ? kind.substr(0, kind.size() - 1) : kind;
 
-  // Arithmetic on sizes in traced models (sizes become 0-dim tensors there) stays symbolic;
-  // a shape that needs it reports it.
-  bool reads_activation = false;
-  bool reads_runtime_value = false;
-  for (const torch::jit::Value* input : node->inputs()) {
-    const SymValue& value = lookup(frame, input);
-    reads_activation |= value.is(Kind::tensor);
-    reads_runtime_value |= value.is(Kind::size) || value.is(Kind::unknown);
-  }
-  if (!reads_activation && reads_runtime_value) {
-    for (const torch::jit::Value* output : node->outputs()) {
-      bind(frame, output, SymValue::make_unknown(kind + " of sizes"));
-    }
-    return;
-  }
-
   if (in_place && lookup(frame, node->input(0)).is(Kind::model_tensor)) {
     const SymValue target = lookup(frame, node->input(0));
     // BatchNorm counts its batches in place; the runtime's batch norm owns that count.
@@ -48,16 +32,24 @@ void Interpreter::run_tensor_op(torch::jit::Node* node, Frame& frame) {
     return;
   }
 
+  // linquant's own op when a rule expresses the call; otherwise (no rule, or arguments the
+  // rule cannot express) the generic LibTorch operator.
   const auto& table = tensor_op_rules();
   auto rule = table.find(base);
   if (rule == table.end()) rule = table.find(kind);
-  if (rule == table.end() || node->outputs().size() != 1) {
-    fail(frame, node, kind + " (linquant has no IR op for it)");
+  if (rule != table.end() && node->outputs().size() == 1) {
+    try {
+      const OpCall call(*this, node, frame);
+      if (const auto result = rule->second(call)) {
+        bind(frame, node->output(), *result);
+        if (in_place) bind(frame, node->input(0), *result);  // later reads see the new value
+        return;
+      }
+    } catch (const OpCall::NotExpressible&) {
+      // falls through to the generic op
+    }
   }
-  const OpCall call(*this, node, frame);
-  SymValue result = rule->second(call);
-  bind(frame, node->output(), result);
-  if (in_place) bind(frame, node->input(0), result);  // later reads see the new value
+  run_generic(node, frame);
 }
 
 }  // namespace linquant::frontend::script

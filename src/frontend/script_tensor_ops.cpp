@@ -10,13 +10,13 @@ using ir::Op;
 using Kind = SymValue::Kind;
 
 SymValue conv(const OpCall& c, bool transposed, const std::vector<int64_t>& padding) {
+  if (!c.arg("input").is(Kind::tensor)) c.fail(c.kind() + " of a value that is not an activation");
   Attributes attrs;
   attrs.set("weight", *c.model_tensor("weight"));
   if (auto bias = c.model_tensor("bias")) attrs.set("bias", *bias);
   const std::vector<int64_t> stride = c.ints("stride");
-  if (stride.size() != 1 && stride.size() != 2) {
-    c.fail(c.kind() + " with " + std::to_string(stride.size()) +
-           " spatial dimensions (the IR has 1-D and 2-D convolutions)");
+  if (stride.empty() || stride.size() > 3) {
+    c.fail(c.kind() + " with " + std::to_string(stride.size()) + " spatial dimensions");
   }
   attrs.set("stride", stride);
   attrs.set("padding", padding);
@@ -67,7 +67,6 @@ SymValue binary(const OpCall& c, Op op) {
   SymValue b = c.arg("other");
   const bool commutative = op == Op::add || op == Op::mul;
   if (!a.is(Kind::tensor) && b.is(Kind::tensor) && commutative) std::swap(a, b);
-  if (!a.is(Kind::tensor)) c.fail(c.kind() + " of " + describe(a) + " and " + describe(b));
   Attributes attrs;
   if (c.has("alpha")) {
     const double alpha = c.f("alpha");
@@ -76,29 +75,40 @@ SymValue binary(const OpCall& c, Op op) {
   if (c.has("rounding_mode") && !c.is_none("rounding_mode")) {
     c.fail(c.kind() + " with a rounding mode");
   }
-  if (b.is(Kind::tensor)) return c.emit(op, {a.tensor, b.tensor}, std::move(attrs));
-  if (const auto scalar = scalar_of(b)) {
-    attrs.set("scalar", *scalar);
-    return c.emit(op, {a.tensor}, std::move(attrs));
-  }
-  if (op == Op::add && b.is(Kind::model_tensor) && !b.transposed && attrs.all().empty()) {
-    if (const auto linear = biasless_linear(c.interpreter.graph(), a.tensor)) {
-      c.interpreter.graph().nodes()[*linear].attrs.set("bias", b.name);
-      return a;
+  if (a.is(Kind::tensor)) {
+    if (const auto scalar = scalar_of(b)) {
+      attrs.set("scalar", *scalar);
+      return c.emit(op, {a.tensor}, std::move(attrs));
+    }
+    if (op == Op::add && b.is(Kind::model_tensor) && !b.transposed && attrs.all().empty()) {
+      if (const auto linear = biasless_linear(c.interpreter.graph(), a.tensor)) {
+        c.interpreter.graph().nodes()[*linear].attrs.set("bias", b.name);
+        return a;
+      }
     }
   }
-  c.fail(c.kind() + " of a tensor and " + describe(b) +
-         " (model tensors can be used only as weights of conv, linear and norm ops)");
+  // Two tensors, one of which may be a model tensor used as a value (x * self.scale).
+  const bool has_activation = a.is(Kind::tensor) || b.is(Kind::tensor);
+  const auto x = c.operand(a);
+  const auto y = c.operand(b);
+  if (!has_activation || !x || !y) c.fail(c.kind() + " of " + describe(a) + " and " + describe(b));
+  return c.emit(op, {*x, *y}, std::move(attrs));
 }
 
 SymValue matmul(const OpCall& c, const char* other_name) {
+  const SymValue& self = c.arg("self");
   const SymValue& other = c.arg(other_name);
-  if (other.is(Kind::model_tensor) && other.transposed) {  // x @ W.t(): a Linear without bias
-    Attributes attrs;
+  if (self.is(Kind::tensor) && other.is(Kind::model_tensor) && other.transposed) {
+    Attributes attrs;  // x @ W.t(): a Linear without bias
     attrs.set("weight", other.name);
-    return c.emit(Op::linear, {c.tensor("self")}, std::move(attrs));
+    return c.emit(Op::linear, {self.tensor}, std::move(attrs));
   }
-  return c.emit(Op::matmul, {c.tensor("self"), c.tensor(other_name)});
+  const auto x = c.operand(self);
+  const auto y = c.operand(other);
+  if (!(self.is(Kind::tensor) || other.is(Kind::tensor)) || !x || !y) {
+    c.fail(c.kind() + " of " + describe(self) + " and " + describe(other));
+  }
+  return c.emit(Op::matmul, {*x, *y});
 }
 
 SymValue pool(const OpCall& c, Op op) {
@@ -136,8 +146,9 @@ SymValue reshape(const OpCall& c, const char* shape_name) {
     const SymValue& item = items[k];
     if (item.is(Kind::constant) && item.constant.isInt() && item.constant.toInt() != 0) {
       sizes.push_back(item.constant.toInt());
-    } else if (item.is(Kind::size) && item.tensor == input &&
-               item.dim == static_cast<int64_t>(k)) {
+    } else if (item.is(Kind::value) &&
+               c.interpreter.size_source(item.tensor) ==
+                   std::make_optional(std::make_pair(input, static_cast<int64_t>(k)))) {
       sizes.push_back(0);
     } else {
       c.fail(c.kind() + " whose shape entry " + std::to_string(k) + " is " + describe(item) +
@@ -168,6 +179,8 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
       {"aten::conv2d", [](const OpCall& c) { return conv(c, false, conv_padding(c)); }},
       {"aten::conv_transpose1d", [](const OpCall& c) { return conv(c, true, c.ints("padding")); }},
       {"aten::conv_transpose2d", [](const OpCall& c) { return conv(c, true, c.ints("padding")); }},
+      {"aten::conv3d", [](const OpCall& c) { return conv(c, false, conv_padding(c)); }},
+      {"aten::conv_transpose3d", [](const OpCall& c) { return conv(c, true, c.ints("padding")); }},
       {"aten::linear",
        [](const OpCall& c) {
          Attributes attrs;
@@ -259,6 +272,8 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
       {"aten::max_pool2d", [](const OpCall& c) { return pool(c, Op::max_pool); }},
       {"aten::avg_pool1d", [](const OpCall& c) { return pool(c, Op::avg_pool); }},
       {"aten::avg_pool2d", [](const OpCall& c) { return pool(c, Op::avg_pool); }},
+      {"aten::max_pool3d", [](const OpCall& c) { return pool(c, Op::max_pool); }},
+      {"aten::avg_pool3d", [](const OpCall& c) { return pool(c, Op::avg_pool); }},
       {"aten::adaptive_avg_pool1d",
        [](const OpCall& c) {
          Attributes attrs;
@@ -266,6 +281,12 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
          return c.emit(Op::adaptive_avg_pool, {c.tensor("self")}, std::move(attrs));
        }},
       {"aten::adaptive_avg_pool2d",
+       [](const OpCall& c) {
+         Attributes attrs;
+         attrs.set("output_size", c.ints("output_size"));
+         return c.emit(Op::adaptive_avg_pool, {c.tensor("self")}, std::move(attrs));
+       }},
+      {"aten::adaptive_avg_pool3d",
        [](const OpCall& c) {
          Attributes attrs;
          attrs.set("output_size", c.ints("output_size"));
@@ -326,8 +347,9 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
          if (!list.is(Kind::sequence)) c.fail("aten::cat of " + describe(list));
          std::vector<ir::ValueId> inputs;
          for (const SymValue& item : list.items) {
-           if (!item.is(Kind::tensor)) c.fail("aten::cat of " + describe(item));
-           inputs.push_back(item.tensor);
+           const auto input = c.operand(item);
+           if (!input) c.fail("aten::cat of " + describe(item));
+           inputs.push_back(*input);
          }
          Attributes attrs;
          attrs.set("dim", c.i("dim"));
@@ -341,8 +363,7 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
       {"aten::div", [](const OpCall& c) { return binary(c, Op::div); }},
       {"aten::matmul", [](const OpCall& c) { return matmul(c, "other"); }},
       {"aten::mm", [](const OpCall& c) { return matmul(c, "mat2"); }},
-      {"aten::bmm",
-       [](const OpCall& c) { return c.emit(Op::matmul, {c.tensor("self"), c.tensor("mat2")}); }},
+      {"aten::bmm", [](const OpCall& c) { return matmul(c, "mat2"); }},
       // Value-preserving ops: the IR has no memory layout or autograd detachment.
       {"aten::contiguous", pass_through},
       {"aten::clone", pass_through},

@@ -1,6 +1,7 @@
-// What capture knows about one TorchScript value while it walks a graph: an activation of the
-// IR graph, a model tensor, a value known now (constant), a submodule, a tensor's size, or a
-// value only known when the model runs.
+// What capture knows about one TorchScript value while it walks a graph: a tensor of the IR
+// graph, another IR value computed when the model runs (x.size(0), arithmetic on it, lists),
+// a model tensor, a value known now (constant), a submodule or function, or a value capture
+// could not follow (computed by control flow it did not take).
 #pragma once
 
 #include <ATen/core/ivalue.h>
@@ -16,20 +17,19 @@ namespace linquant::frontend::script {
 
 struct SymValue {
   enum class Kind {
-    unknown,       // only known when the model runs; `note` says what it came from
+    unknown,       // not followed by capture; `note` says what it came from
     constant,      // `constant`: numbers, bools, strings, lists, None, small tensors
-    tensor,        // an activation: IR value `tensor`
+    tensor,        // a tensor computed when the model runs: IR value `tensor`
+    value,         // any other value computed when the model runs: IR value `tensor`
     model_tensor,  // a parameter or buffer under qualified `name`
     module,        // submodule `module` under qualified `name`
     function,      // a TorchScript function to call
     sequence,      // a list or tuple of `items` not all constant
-    size,          // `tensor`.size(`dim`), of IR value `tensor`
   };
 
   Kind kind = Kind::unknown;
   c10::IValue constant;
-  ir::ValueId tensor = -1;
-  int64_t dim = 0;
+  ir::ValueId tensor = -1;  // for `tensor` and `value`
   std::string name;
   bool transposed = false;  // a 2-D model_tensor seen through .t()
   torch::jit::Module module;
@@ -46,6 +46,12 @@ struct SymValue {
   static SymValue make_tensor(ir::ValueId id) {
     SymValue v;
     v.kind = Kind::tensor;
+    v.tensor = id;
+    return v;
+  }
+  static SymValue make_value(ir::ValueId id) {
+    SymValue v;
+    v.kind = Kind::value;
     v.tensor = id;
     return v;
   }

@@ -24,6 +24,9 @@ void collect_outputs(const SymValue& value, std::vector<ir::ValueId>& outputs) {
     for (const SymValue& item : value.items) collect_outputs(item, outputs);
   } else if (value.is(SymValue::Kind::tensor)) {
     outputs.push_back(value.tensor);
+  } else if (value.is(SymValue::Kind::model_tensor)) {
+    throw Error("cannot capture a model whose forward returns the model tensor '" + value.name +
+                "' itself: graph outputs must be computed tensors");
   } else {
     throw Error("cannot capture a model whose forward returns " + script::describe(value) +
                 ": graph outputs must be tensors, or tuples and lists of tensors");
@@ -51,6 +54,7 @@ ir::Graph capture(const torch::jit::Module& model, const CaptureOptions& options
     collect_outputs(result, outputs);
   }
   graph.set_outputs(outputs);
+  script::remove_dead_values(graph);
   ir::verify(graph);
   return graph;
 }

@@ -1,6 +1,9 @@
 // Attribute access with errors that name the missing or mistyped key.
 #include "linquant/ir/attribute.h"
 
+#include <ATen/ATen.h>
+#include <ATen/core/ivalue.h>
+
 #include <sstream>
 
 #include "linquant/common/error.h"
@@ -29,6 +32,33 @@ const std::vector<int64_t>& Attributes::ints(const std::string& key) const {
   return get<std::vector<int64_t>>(key, "an integer list");
 }
 
+const c10::IValue& Attributes::constant(const std::string& key) const {
+  return *get<Constant>(key, "a constant").value;
+}
+
+Constant make_constant(const c10::IValue& value) {
+  return Constant{std::make_shared<const c10::IValue>(value)};
+}
+
+bool Constant::operator==(const Constant& other) const {
+  if (!value || !other.value) return value == other.value;
+  const c10::IValue& a = *value;
+  const c10::IValue& b = *other.value;
+  if (a.isTensor() || b.isTensor()) {
+    if (!a.isTensor() || !b.isTensor()) return false;
+    const at::Tensor& x = a.toTensor();
+    const at::Tensor& y = b.toTensor();
+    return x.is_same(y) || (x.scalar_type() == y.scalar_type() && x.sizes() == y.sizes() &&
+                            at::equal(x, y));
+  }
+  // Lists and tuples holding tensors compare element by element through IValue's own ==.
+  try {
+    return a == b;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 int64_t Attributes::i(const std::string& key, int64_t fallback) const {
   return has(key) ? i(key) : fallback;
 }
@@ -52,6 +82,15 @@ std::string to_string(const AttributeValue& value) {
     text << (*b ? "true" : "false");
   } else if (const auto* s = std::get_if<std::string>(&value)) {
     text << '"' << *s << '"';
+  } else if (const auto* c = std::get_if<Constant>(&value)) {
+    if (!c->value) {
+      text << "<unset>";
+    } else if (c->value->isTensor()) {
+      const at::Tensor& t = c->value->toTensor();
+      text << "tensor<" << t.scalar_type() << " " << t.sizes() << ">";
+    } else {
+      text << *c->value;
+    }
   } else {
     const auto& list = std::get<std::vector<int64_t>>(value);
     text << '[';

@@ -7,10 +7,11 @@
 
 namespace linquant::ir {
 
-ValueId Graph::new_value(const std::string& name) {
+ValueId Graph::new_value(const std::string& name, ValueType type) {
   Value value;
   value.id = static_cast<ValueId>(values_.size());
   value.name = name;
+  value.type = type;
   values_.push_back(value);
   return value.id;
 }
@@ -25,6 +26,19 @@ size_t Graph::add_node(Node node, int num_outputs) {
   return insert_node(nodes_.size(), std::move(node), num_outputs);
 }
 
+size_t Graph::add_node(Node node, const std::vector<ValueType>& output_types) {
+  if (node.name.empty()) node.name = unique_node_name(to_string(node.op));
+  node.outputs.clear();
+  for (size_t k = 0; k < output_types.size(); ++k) {
+    node.outputs.push_back(new_value(
+        output_types.size() == 1 ? node.name : node.name + "_" + std::to_string(k),
+        output_types[k]));
+  }
+  ++names_[node.name];
+  nodes_.push_back(std::move(node));
+  return nodes_.size() - 1;
+}
+
 size_t Graph::insert_node(size_t index, Node node, int num_outputs) {
   if (node.name.empty()) node.name = unique_node_name(to_string(node.op));
   node.outputs.clear();
@@ -32,12 +46,29 @@ size_t Graph::insert_node(size_t index, Node node, int num_outputs) {
     node.outputs.push_back(new_value(num_outputs == 1 ? node.name
                                                       : node.name + "_" + std::to_string(k)));
   }
+  ++names_[node.name];
   nodes_.insert(nodes_.begin() + static_cast<std::ptrdiff_t>(index), std::move(node));
   return index;
 }
 
 void Graph::remove_node(size_t index) {
+  const auto it = names_.find(nodes_[index].name);
+  if (it != names_.end() && --it->second <= 0) names_.erase(it);
   nodes_.erase(nodes_.begin() + static_cast<std::ptrdiff_t>(index));
+}
+
+void Graph::remove_nodes(const std::vector<bool>& remove) {
+  std::vector<Node> kept;
+  kept.reserve(nodes_.size());
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    if (n < remove.size() && remove[n]) {
+      const auto it = names_.find(nodes_[n].name);
+      if (it != names_.end() && --it->second <= 0) names_.erase(it);
+    } else {
+      kept.push_back(std::move(nodes_[n]));
+    }
+  }
+  nodes_ = std::move(kept);
 }
 
 void Graph::replace_uses(ValueId from, ValueId to, size_t start) {
@@ -97,11 +128,20 @@ const GraphTensor& Graph::tensor(const std::string& name) const {
 }
 
 std::string Graph::unique_node_name(const std::string& base) const {
-  if (!find_node(base)) return base;
-  for (int k = 1;; ++k) {
+  if (!names_.count(base)) return base;
+  int& next = next_suffix_[base];
+  for (int k = std::max(next, 1);; ++k) {
     const std::string candidate = base + "_" + std::to_string(k);
-    if (!find_node(candidate)) return candidate;
+    if (!names_.count(candidate)) {
+      next = k + 1;
+      return candidate;
+    }
   }
+}
+
+bool Graph::is_float_tensor(ValueId id) const {
+  const Value& v = value(id);
+  return v.type == ValueType::tensor && (!v.dtype || c10::isFloatingType(*v.dtype));
 }
 
 }  // namespace linquant::ir

@@ -15,7 +15,7 @@ struct Entry {
 
 // {name, inputs, weighted, activation, output rule}; activations and their rules follow the
 // coremltools backend config tables (reference section 3.4).
-constexpr std::array<Entry, 36> kOps{{
+constexpr std::array<Entry, 41> kOps{{
     {Op::conv, {"conv", 1, true, false, OQ::own_observer}},
     {Op::conv_transpose, {"conv_transpose", 1, true, false, OQ::own_observer}},
     {Op::linear, {"linear", 1, true, false, OQ::own_observer}},
@@ -52,6 +52,11 @@ constexpr std::array<Entry, 36> kOps{{
     {Op::fake_quantize, {"fake_quantize", 1, false, false, OQ::not_quantized}},
     {Op::quantize_dequantize, {"quantize_dequantize", 1, false, false, OQ::not_quantized}},
     {Op::float_module, {"float_module", -1, false, false, OQ::not_quantized}},
+    {Op::torch_op, {"torch_op", -1, false, false, OQ::not_quantized}},
+    {Op::constant, {"constant", 0, false, false, OQ::not_quantized}},
+    {Op::model_tensor, {"model_tensor", 0, false, false, OQ::not_quantized}},
+    {Op::list, {"list", -1, false, false, OQ::not_quantized}},
+    {Op::unpack, {"unpack", 1, false, false, OQ::not_quantized}},
 }};
 
 }  // namespace

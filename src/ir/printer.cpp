@@ -32,16 +32,16 @@ std::string to_string(const Graph& graph) {
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       text << (k ? ", " : "") << value_ref(graph, node.outputs[k]);
     }
-    text << " = " << to_string(node.op);
-    if (!node.attrs.all().empty()) {
-      text << "[";
-      bool first = true;
-      for (const auto& [key, value] : node.attrs.all()) {
-        text << (first ? "" : ", ") << key << "=" << to_string(value);
-        first = false;
-      }
-      text << "]";
+    // A generic op prints as the LibTorch operator it calls.
+    const bool generic = node.op == Op::torch_op && node.attrs.has("schema");
+    text << " = " << (generic ? node.attrs.s("schema") : to_string(node.op));
+    bool first = true;
+    for (const auto& [key, value] : node.attrs.all()) {
+      if (generic && key == "schema") continue;
+      text << (first ? "[" : ", ") << key << "=" << to_string(value);
+      first = false;
     }
+    if (!first) text << "]";
     text << "(";
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       text << (k ? ", " : "") << "%" << graph.value(node.inputs[k]).name;

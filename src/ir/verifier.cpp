@@ -33,12 +33,21 @@ std::vector<const char*> required_attributes(Op op) {
     case Op::fake_quantize: return {"quantizer"};
     case Op::quantize_dequantize: return {"scale", "zero_point", "quant_min", "quant_max"};
     case Op::float_module: return {"module"};
+    case Op::torch_op: return {"schema"};
+    case Op::constant: return {"value"};
+    case Op::model_tensor: return {"tensor"};
+    case Op::list: return {"element_type"};
     default: return {};
   }
 }
 
 const std::vector<const char*> kTensorAttributes = {"weight", "bias", "running_mean",
-                                                    "running_var"};
+                                                    "running_var", "tensor"};
+
+// linquant's own ops compute on tensors; the generic and structural ops on anything.
+bool reads_any_value(Op op) {
+  return op == Op::torch_op || op == Op::list || op == Op::unpack || op == Op::float_module;
+}
 
 [[noreturn]] void fail(const Node& node, const std::string& problem) {
   throw Error("invalid graph at node '" + node.name + "' (" + to_string(node.op) + "): " +
@@ -58,7 +67,7 @@ void verify(const Graph& graph) {
       fail(node, "expects " + std::to_string(info.num_inputs) + " inputs, has " +
                      std::to_string(node.inputs.size()));
     }
-    if (info.num_inputs < 0 && node.inputs.empty() && node.op != Op::float_module) {
+    if (info.num_inputs < 0 && node.inputs.empty() && !reads_any_value(node.op)) {
       fail(node, "has no inputs");
     }
     const bool binary = node.op == Op::add || node.op == Op::sub || node.op == Op::mul ||
@@ -69,6 +78,9 @@ void verify(const Graph& graph) {
     for (ValueId input : node.inputs) {
       if (!defined.count(input)) {
         fail(node, "reads %" + graph.value(input).name + " before it is defined");
+      }
+      if (!reads_any_value(node.op) && graph.value(input).type != ValueType::tensor) {
+        fail(node, "reads %" + graph.value(input).name + ", which is not a tensor");
       }
     }
     for (const char* key : required_attributes(node.op)) {

@@ -1,6 +1,8 @@
 // Which config each node gets. Functional ops are looked up by the names coremltools
 // accepts for functions ("torch.add", "operator.add", "F.relu", ...), inside the scope
 // of the module that calls them, so a module-name config covers its functional ops too.
+#include <set>
+
 #include "linquant/passes/passes.h"
 #include "op_rules.h"
 
@@ -25,7 +27,16 @@ std::string type_key(const ir::Node& node, const LinearQuantizerConfig& config) 
   return "";
 }
 
+// Module types whose computation coremltools leaves in float: it has no quantization rule
+// for them, and FX traces them as single leaf calls (docs/differences.md).
+bool inside_float_module(const ir::Node& node) {
+  static const std::set<std::string> kFloatModules = {
+      "MultiheadAttention", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"};
+  return !node.scope.functional && kFloatModules.count(node.scope.module_type) != 0;
+}
+
 bool is_quantizable(const ir::Node& node) {
+  if (inside_float_module(node)) return false;
   return is_weighted(node) || output_rule(node) != ir::OutputQuantization::not_quantized;
 }
 

@@ -119,7 +119,8 @@ class Placer {
     if (!graph_.nodes()[n].attrs.has("fused_with")) {
       for (size_t k = 0; k < graph_.nodes()[n].inputs.size(); ++k) {
         const ir::ValueId input = graph_.nodes()[n].inputs[k];
-        if (!quantizer_of(input).empty()) continue;
+        // Integer and boolean tensors (sizes, indices, masks) carry no activations.
+        if (!graph_.is_float_tensor(input) || !quantizer_of(input).empty()) continue;
         const auto existing = observed_.find(input);
         if (existing != observed_.end()) {
           graph_.nodes()[n].inputs[k] = existing->second;
@@ -136,6 +137,7 @@ class Placer {
 
     // Output.
     const ir::Node& node = graph_.nodes()[n];
+    if (!graph_.is_float_tensor(node.outputs[0])) return n;
     const bool fused = node.attrs.has("fused_with");
     const OutputQuantization rule = fused ? OutputQuantization::own_observer : output_rule(node);
     std::string quantizer;

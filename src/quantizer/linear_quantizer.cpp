@@ -73,6 +73,14 @@ GraphModule LinearQuantizer::prepare(const std::vector<at::Tensor>& example_inpu
   ir::Graph graph = float_graph_;
   if (!inplace) detach_tensors(graph);
   warn_about_unknown_names(graph, config_);
+  {
+    // Placement needs the dtypes (integer tensors from sizes, indices and masks carry no
+    // activations to quantize): one run of the float graph records them.
+    GraphModule float_module(graph);
+    float_module->eval();
+    float_module->record_shapes(example_inputs);
+    graph = float_module->graph();
+  }
   passes::prepare_graph(graph, config_);
   GraphModule module(std::move(graph));
   module->train();

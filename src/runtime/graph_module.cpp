@@ -109,14 +109,25 @@ void GraphModuleImpl::register_freeze_flags() {
   }
 }
 
-void GraphModuleImpl::check_runnable() const {
-  const runtime::RunContext context{graph_, quantizers_, freeze_bn_, is_training(), false};
+void GraphModuleImpl::check_runnable() {
+  for (const ir::Node& node : graph_.nodes()) {
+    if (node.op != ir::Op::torch_op) continue;
+    try {
+      operations_.emplace(&node, runtime::resolve_operator(node));
+    } catch (const Error& e) {
+      throw Error("node '" + node.name + "' (" + node.attrs.s("schema", "torch_op") +
+                  "): " + e.what());
+    }
+  }
+  const runtime::RunContext context{graph_,        quantizers_, freeze_bn_, operations_,
+                                    is_training(), false};
   for (const ir::Node& node : graph_.nodes()) runtime::check_node(node, context);
 }
 
 std::vector<at::Tensor> GraphModuleImpl::run(const std::vector<at::Tensor>& inputs,
                                              bool record_only) {
-  const runtime::RunContext context{graph_, quantizers_, freeze_bn_, is_training(), record_only};
+  const runtime::RunContext context{graph_,        quantizers_, freeze_bn_, operations_,
+                                    is_training(), record_only};
   if (!record_only) {
     if (shared_update_ == SharedObserverUpdate::per_call) return runtime::run_graph(inputs, context);
     // Ends the shared passes also when a node throws.
@@ -131,10 +142,13 @@ std::vector<at::Tensor> GraphModuleImpl::run(const std::vector<at::Tensor>& inpu
     } pass(shared_quantizers_);
     return runtime::run_graph(inputs, context);
   }
-  std::vector<std::vector<int64_t>> shapes;
+  std::vector<runtime::RecordedTensor> shapes;
   std::vector<at::Tensor> outputs = runtime::run_graph(inputs, context, &shapes);
   for (size_t id = 0; id < shapes.size(); ++id) {
-    graph_.value(static_cast<ir::ValueId>(id)).shape = std::move(shapes[id]);
+    ir::Value& value = graph_.value(static_cast<ir::ValueId>(id));
+    if (value.type != ir::ValueType::tensor) continue;
+    value.shape = std::move(shapes[id].shape);
+    value.dtype = shapes[id].dtype;
   }
   return outputs;
 }

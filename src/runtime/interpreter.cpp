@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
@@ -66,7 +67,7 @@ FakeQuantize RunContext::quantizer(const ir::Node& node, const std::string& key)
 
 void check_node(const ir::Node& node, const RunContext& context) {
   for_node(node, [&] {
-    for (const char* key : {"weight", "bias", "running_mean", "running_var",
+    for (const char* key : {"weight", "bias", "running_mean", "running_var", "tensor",
                             "num_batches_tracked", "bn_weight", "bn_bias", "bn_running_mean",
                             "bn_running_var", "bn_num_batches_tracked"}) {
       context.optional_tensor(node, key);
@@ -85,40 +86,68 @@ void check_node(const ir::Node& node, const RunContext& context) {
       throw Error("no callable is registered for float module '" + node.attrs.s("module") +
                   "' (ir::Graph::add_float_module)");
     }
-    if (node.op != ir::Op::float_module && node.outputs.size() != 1) {
+    const bool many_outputs = node.op == ir::Op::float_module || node.op == ir::Op::torch_op ||
+                              node.op == ir::Op::unpack;
+    if (!many_outputs && node.outputs.size() != 1) {
       throw Error("has " + std::to_string(node.outputs.size()) + " outputs, expected 1");
     }
   });
 }
 
-std::vector<at::Tensor> run_node(const ir::Node& node, const std::vector<at::Tensor>& inputs,
-                                 const RunContext& context) {
-  return for_node(node, [&]() -> std::vector<at::Tensor> {
+namespace {
+
+bool is_value_op(ir::Op op) {
+  return op == ir::Op::torch_op || op == ir::Op::constant || op == ir::Op::model_tensor ||
+         op == ir::Op::list || op == ir::Op::unpack;
+}
+
+std::vector<at::Tensor> tensors_of(const std::vector<c10::IValue>& values) {
+  std::vector<at::Tensor> tensors;
+  tensors.reserve(values.size());
+  for (const c10::IValue& value : values) {
+    if (!value.isTensor()) throw Error("an input is " + value.tagKind() + ", not a tensor");
+    tensors.push_back(value.toTensor());
+  }
+  return tensors;
+}
+
+std::vector<c10::IValue> values_of(std::vector<at::Tensor> tensors) {
+  return std::vector<c10::IValue>(std::make_move_iterator(tensors.begin()),
+                                  std::make_move_iterator(tensors.end()));
+}
+
+}  // namespace
+
+std::vector<c10::IValue> run_node(const ir::Node& node, std::vector<c10::IValue> inputs,
+                                  const RunContext& context) {
+  return for_node(node, [&]() -> std::vector<c10::IValue> {
+    if (is_value_op(node.op)) return run_value_op(node, std::move(inputs), context);
+    const std::vector<at::Tensor> tensors = tensors_of(inputs);
     switch (node.op) {
       case ir::Op::conv:
       case ir::Op::conv_transpose:
-      case ir::Op::linear: return {run_weighted(node, inputs.at(0), context)};
-      case ir::Op::batch_norm: return {run_batch_norm(node, inputs.at(0), context)};
+      case ir::Op::linear: return {run_weighted(node, tensors.at(0), context)};
+      case ir::Op::batch_norm: return {run_batch_norm(node, tensors.at(0), context)};
       case ir::Op::fake_quantize:
         // Shape recording must not move observers.
-        if (context.record_only) return {inputs.at(0)};
-        return {context.quantizer(node, "quantizer")->forward(inputs.at(0))};
+        if (context.record_only) return {tensors.at(0)};
+        return {context.quantizer(node, "quantizer")->forward(tensors.at(0))};
       case ir::Op::float_module: {
-        std::vector<at::Tensor> outputs = call_float_module(node, inputs, context);
+        std::vector<at::Tensor> outputs = call_float_module(node, tensors, context);
         if (outputs.size() != node.outputs.size()) {
           throw Error("the float module returned " + std::to_string(outputs.size()) +
                       " tensors for " + std::to_string(node.outputs.size()) + " outputs");
         }
-        return outputs;
+        return values_of(std::move(outputs));
       }
-      default: return {run_stateless_op(node, inputs, context)};
+      default: return {run_stateless_op(node, tensors, context)};
     }
   });
 }
 
 std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
                                   const RunContext& context,
-                                  std::vector<std::vector<int64_t>>* shapes) {
+                                  std::vector<RecordedTensor>* shapes) {
   const ir::Graph& graph = context.graph;
   if (inputs.size() != graph.inputs().size()) {
     std::string names;
@@ -137,11 +166,26 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
   }
   for (ir::ValueId id : graph.outputs()) last_use[static_cast<size_t>(id)] = kKeep;
 
-  std::vector<at::Tensor> values(graph.num_values());
+  std::vector<c10::IValue> values(graph.num_values());
+  std::vector<bool> defined(graph.num_values(), false);
   if (shapes) shapes->assign(graph.num_values(), {});
-  auto store = [&](ir::ValueId id, at::Tensor tensor) {
-    if (shapes) (*shapes)[static_cast<size_t>(id)] = tensor.sizes().vec();
-    values[static_cast<size_t>(id)] = std::move(tensor);
+  auto store = [&](ir::ValueId id, c10::IValue value) {
+    if (shapes && value.isTensor()) {
+      const at::Tensor& t = value.toTensor();
+      (*shapes)[static_cast<size_t>(id)] = {t.sizes().vec(), t.scalar_type()};
+    }
+    values[static_cast<size_t>(id)] = std::move(value);
+    defined[static_cast<size_t>(id)] = true;
+  };
+  auto release = [&](ir::ValueId id) {
+    values[static_cast<size_t>(id)] = c10::IValue();
+    defined[static_cast<size_t>(id)] = false;
+  };
+  auto read = [&](const ir::Node& node, ir::ValueId id) -> const c10::IValue& {
+    if (!defined[static_cast<size_t>(id)]) {
+      throw Error(node_prefix(node) + "reads %" + graph.value(id).name + ", which has no value");
+    }
+    return values[static_cast<size_t>(id)];
   };
   for (size_t k = 0; k < inputs.size(); ++k) store(graph.inputs()[k], inputs[k]);
 
@@ -159,46 +203,37 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
            last_use[static_cast<size_t>(relu.outputs[0])] == n + 1;
   };
 
-  std::vector<at::Tensor> node_inputs;
   for (size_t n = 0; n < nodes.size(); ++n) {
     const ir::Node& node = nodes[n];
     if (fuses_with_next(n)) {
       const ir::Node& quantize = nodes[n + 1];
       const ir::ValueId input = node.inputs[0];
-      const at::Tensor& value = values[static_cast<size_t>(input)];
-      if (!value.defined()) {
-        throw Error(node_prefix(node) + "reads %" + graph.value(input).name + ", which has no value");
-      }
+      const at::Tensor value = read(node, input).toTensor();
       store(quantize.outputs[0], for_node(quantize, [&] {
               const float cap = node.op == ir::Op::relu6 ? 6.0f : kReluUncapped;
               return context.quantizer(quantize, "quantizer")->forward_after_relu(value, cap);
             }));
-      if (last_use[static_cast<size_t>(input)] == n) values[static_cast<size_t>(input)].reset();
+      if (last_use[static_cast<size_t>(input)] == n) release(input);
       ++n;
       continue;
     }
-    node_inputs.clear();
-    for (ir::ValueId id : node.inputs) {
-      const at::Tensor& value = values[static_cast<size_t>(id)];
-      if (!value.defined()) {
-        throw Error(node_prefix(node) + "reads %" + graph.value(id).name + ", which has no value");
-      }
-      node_inputs.push_back(value);
-    }
-    std::vector<at::Tensor> outputs = run_node(node, node_inputs, context);
+    std::vector<c10::IValue> node_inputs;
+    node_inputs.reserve(node.inputs.size());
+    for (ir::ValueId id : node.inputs) node_inputs.push_back(read(node, id));
+    std::vector<c10::IValue> outputs = run_node(node, std::move(node_inputs), context);
     for (size_t k = 0; k < node.outputs.size(); ++k) store(node.outputs[k], std::move(outputs[k]));
     // Dropping dead values early lets autograd's saved tensors be the only references.
     for (ir::ValueId id : node.inputs) {
-      if (last_use[static_cast<size_t>(id)] == n) values[static_cast<size_t>(id)].reset();
+      if (last_use[static_cast<size_t>(id)] == n) release(id);
     }
   }
-  node_inputs.clear();
 
   std::vector<at::Tensor> results;
   for (ir::ValueId id : graph.outputs()) {
-    const at::Tensor& value = values[static_cast<size_t>(id)];
-    if (!value.defined()) throw Error("graph output %" + graph.value(id).name + " has no value");
-    results.push_back(value);
+    if (!defined[static_cast<size_t>(id)] || !values[static_cast<size_t>(id)].isTensor()) {
+      throw Error("graph output %" + graph.value(id).name + " has no tensor value");
+    }
+    results.push_back(values[static_cast<size_t>(id)].toTensor());
   }
   return results;
 }

@@ -4,10 +4,14 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
+#include <ATen/core/stack.h>
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "linquant/ir/graph.h"
@@ -19,6 +23,8 @@ struct RunContext {
   const ir::Graph& graph;
   const std::map<std::string, FakeQuantize>& quantizers;
   const std::map<std::string, at::Tensor>& freeze_bn;  // by node name
+  // The LibTorch operator of every torch_op node, resolved once by GraphModule.
+  const std::unordered_map<const ir::Node*, torch::jit::Operation>& operations;
   bool training = false;
   // Shape recording: quantizers, BatchNorm statistics and dropout are left alone so that the
   // run changes no state.
@@ -36,13 +42,26 @@ struct RunContext {
 void check_node(const ir::Node& node, const RunContext& context);
 
 // Runs one node; throws linquant::Error naming the node for anything it cannot run.
-std::vector<at::Tensor> run_node(const ir::Node& node, const std::vector<at::Tensor>& inputs,
-                                 const RunContext& context);
+std::vector<c10::IValue> run_node(const ir::Node& node, std::vector<c10::IValue> inputs,
+                                  const RunContext& context);
 
-// Runs the whole graph. With `shapes`, also stores the shape of every value by id.
+// Runs the whole graph on tensor inputs; returns its tensor outputs. With `shapes`, also
+// stores the shape and dtype of every tensor value by id.
+struct RecordedTensor {
+  std::vector<int64_t> shape;
+  std::optional<c10::ScalarType> dtype;
+};
 std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
                                   const RunContext& context,
-                                  std::vector<std::vector<int64_t>>* shapes = nullptr);
+                                  std::vector<RecordedTensor>* shapes = nullptr);
+
+// The generic and structural ops: torch_op (the resolved LibTorch operator), constant,
+// model_tensor, list and unpack: value_ops.cpp.
+std::vector<c10::IValue> run_value_op(const ir::Node& node, std::vector<c10::IValue> inputs,
+                                      const RunContext& context);
+// The operator a torch_op node names ("aten::squeeze.dim"); throws linquant::Error when
+// LibTorch has none by that name.
+torch::jit::Operation resolve_operator(const ir::Node& node);
 
 // Stateless ATen ops (activations, pooling, shape, elementwise, layer_norm,
 // quantize_dequantize): op_kernels.cpp.

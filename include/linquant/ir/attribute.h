@@ -1,15 +1,30 @@
-// Typed node attributes: integers, floats, booleans, strings and integer lists.
+// Typed node attributes: integers, floats, booleans, strings, integer lists, and the values of
+// constant nodes (any TorchScript value: tensors, lists, None, devices, ...).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
 
+namespace c10 {
+struct IValue;
+}  // namespace c10
+
 namespace linquant::ir {
 
-using AttributeValue = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>>;
+// The value of a `constant` node. Held by pointer so that this header stays free of LibTorch's
+// IValue header; include <ATen/core/ivalue.h> to read it.
+struct Constant {
+  std::shared_ptr<const c10::IValue> value;
+  bool operator==(const Constant& other) const;
+};
+Constant make_constant(const c10::IValue& value);
+
+using AttributeValue =
+    std::variant<int64_t, double, bool, std::string, std::vector<int64_t>, Constant>;
 
 // A sorted map so that printing and comparison are deterministic.
 class Attributes {
@@ -24,6 +39,7 @@ class Attributes {
   bool b(const std::string& key) const;
   const std::string& s(const std::string& key) const;
   const std::vector<int64_t>& ints(const std::string& key) const;
+  const c10::IValue& constant(const std::string& key) const;
 
   // With a default for absent keys.
   int64_t i(const std::string& key, int64_t fallback) const;

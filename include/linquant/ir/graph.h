@@ -3,11 +3,13 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -19,10 +21,17 @@ namespace linquant::ir {
 
 using ValueId = int64_t;
 
+// What a value holds. Graph inputs and the outputs of linquant's own ops are tensors; the
+// generic torch_op and the structural ops also carry lists of tensors and everything else
+// TorchScript computes with (ints from x.size(), floats, bools, None, int lists, ...).
+enum class ValueType { tensor, tensor_list, other };
+
 struct Value {
   ValueId id = -1;
   std::string name;
-  std::vector<int64_t> shape;  // empty until shapes are recorded from an example run
+  ValueType type = ValueType::tensor;
+  std::vector<int64_t> shape;  // tensors: empty until shapes are recorded from an example run
+  std::optional<c10::ScalarType> dtype;  // tensors: recorded with the shape
 };
 
 // Where a node came from in the user's model.
@@ -64,9 +73,13 @@ class Graph {
   ValueId add_input(const std::string& name);
   // Appends a node with fresh output values; returns the index of the node.
   size_t add_node(Node node, int num_outputs = 1);
+  // The same, with one output per entry of `output_types`.
+  size_t add_node(Node node, const std::vector<ValueType>& output_types);
   // Inserts a node before position `index`, with fresh outputs.
   size_t insert_node(size_t index, Node node, int num_outputs = 1);
   void remove_node(size_t index);
+  // Removes every node whose entry in `remove` is true, in one pass.
+  void remove_nodes(const std::vector<bool>& remove);
   void set_outputs(std::vector<ValueId> outputs) { outputs_ = std::move(outputs); }
 
   // Every use of `from` (node inputs and graph outputs) at or after node index `start`
@@ -110,8 +123,12 @@ class Graph {
   // A fresh node name derived from `base` ("add" -> "add", "add_1", ...).
   std::string unique_node_name(const std::string& base) const;
 
+  // True for tensor values whose recorded dtype is a floating type, and for tensor values
+  // whose dtype was never recorded (graphs built by hand): the values quantizers may observe.
+  bool is_float_tensor(ValueId id) const;
+
  private:
-  ValueId new_value(const std::string& name);
+  ValueId new_value(const std::string& name, ValueType type = ValueType::tensor);
 
   std::vector<Value> values_;
   std::vector<Node> nodes_;
@@ -120,6 +137,10 @@ class Graph {
   std::map<std::string, GraphTensor> tensors_;
   std::map<std::string, QuantizerSpec> quantizers_;
   std::map<std::string, FloatModuleFn> float_modules_;
+  // Node names in use (with multiplicity) and the next suffix to try per base name, so that
+  // naming stays fast on graphs of thousands of nodes.
+  std::unordered_map<std::string, int> names_;
+  mutable std::unordered_map<std::string, int> next_suffix_;
 };
 
 // Human-readable listing, one node a line:

@@ -52,6 +52,15 @@ enum class Op {
   quantize_dequantize,  // attrs: scale, zero_point, quant_min, quant_max (finalized activations)
   // A submodule kept as an opaque float call (non_traceable_module_names).
   float_module,  // attrs: module (qualified name)
+  // Any other LibTorch operator, run as TorchScript runs it (dispatcher or JIT operator
+  // registry), in float: it is quantized only where a quantized op consumes its output.
+  torch_op,  // attrs: schema ("aten::squeeze.dim"); inputs: every schema argument, in order;
+             // outputs: every schema return
+  // Values that are not activations.
+  constant,      // attrs: value (Constant); no inputs
+  model_tensor,  // attrs: tensor (a graph tensor used as a value: x * self.scale); no inputs
+  list,          // attrs: element_type ("Tensor", "int", "float", "bool", "Tensor?", "tuple")
+  unpack,        // one list or tuple input; one output per element
 };
 
 // How coremltools' backend config treats an op's output (reference section 3.4).

@@ -4,12 +4,14 @@
 // optimizer made on the original model, and torch::save / torch::load all see one state.
 #pragma once
 
+#include <ATen/core/stack.h>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -51,7 +53,8 @@ class GraphModuleImpl : public torch::nn::Module {
   bool is_bn_frozen(const std::string& node_name) const;
 
   // Runs the graph once without gradients and without touching module state (observers,
-  // BatchNorm statistics, flags) and stores every value's shape in graph().value(id).shape.
+  // BatchNorm statistics, flags) and stores every tensor value's shape and dtype in
+  // graph().value(id).
   // Callables of float_module nodes are opaque and do run once.
   void record_shapes(const std::vector<at::Tensor>& example_inputs);
 
@@ -61,7 +64,7 @@ class GraphModuleImpl : public torch::nn::Module {
   void register_tensors();
   void register_quantizers();
   void register_freeze_flags();
-  void check_runnable() const;
+  void check_runnable();
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, bool record_only);
 
   ir::Graph graph_;
@@ -71,6 +74,8 @@ class GraphModuleImpl : public torch::nn::Module {
   std::map<std::string, FakeQuantize> quantizers_;
   // Node name -> the freeze_bn buffer of its module (nodes of one module share it).
   std::map<std::string, at::Tensor> freeze_bn_;
+  // The LibTorch operator of each torch_op node.
+  std::unordered_map<const ir::Node*, torch::jit::Operation> operations_;
   // Quantizers used by more than one fake_quantize node.
   std::vector<FakeQuantize> shared_quantizers_;
   SharedObserverUpdate shared_update_ = SharedObserverUpdate::once_per_forward;

@@ -94,14 +94,43 @@ class ResidualNet(nn.Module):
 
 
 class CumulativeAttention(nn.Module):
-    """Uses torch.cumsum, which linquant does not capture."""
+    """Counts its calls in a buffer, a state change linquant does not capture."""
 
     def __init__(self):
         super().__init__()
         self.proj = nn.Linear(8, 8)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
 
     def forward(self, x):
+        self.calls.add_(1)  # the unsupported line
         return self.proj(torch.cumsum(x, dim=1))
+
+
+class GenericNet(nn.Module):
+    """Ops linquant has no rule of its own for (run as generic LibTorch operators): shape
+    arithmetic on sizes (ShuffleNet's channel shuffle), squeeze/unsqueeze, chunk, a class token
+    expanded to the batch, a position table and a layer scale used as values, and an integer
+    buffer used as an index."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+        self.layer_scale = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.cls = nn.Parameter(torch.randn(1, 1, 8))
+        self.pos = nn.Parameter(torch.randn(1, 17, 8) * 0.1)
+        self.register_buffer("index", torch.tensor([3, 1, 2, 0, 5, 4, 7, 6]))
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        b, c, h, w = x.size()
+        x = x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, -1, h, w)
+        x = torch.relu(self.conv(x)) * self.layer_scale
+        x = x[:, self.index]
+        first, second = x.chunk(2, dim=1)
+        x = torch.cat([second, first], dim=1)
+        tokens = x.flatten(2).transpose(1, 2).unsqueeze(0).squeeze(0)
+        tokens = torch.cat([self.cls.expand(b, -1, -1), tokens], dim=1) + self.pos
+        return self.head(tokens.mean(dim=1))
 
 
 class Encoder(nn.Module):
@@ -158,6 +187,29 @@ def save(directory, name, model, example, mode):
         json.dump(info, f, indent=1)
 
 
+def save_generic(directory):
+    """GenericNet traced at batch 2, with outputs at batches 2, 8 and 1, and the trained values
+    of the layer scale, class token and position table after one SGD step."""
+    model = GenericNet().eval()
+    inputs = {n: torch.randn(n, 4, 4, 4) for n in (2, 8, 1)}
+    jit = torch.jit.trace(model, inputs[2])
+    jit.save(os.path.join(directory, "generic_traced.pt"))
+    info, io = facts(model, inputs[2], False)
+    with torch.no_grad():
+        for n in (8, 1):
+            io[f"input{n}"] = inputs[n]
+            io[f"output{n}"] = model(inputs[n])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = model(inputs[2]).pow(2).mean()
+    loss.backward()
+    optimizer.step()
+    for name in ("layer_scale", "cls", "pos"):
+        io["trained_" + name] = getattr(model, name).detach().clone()
+    torch.save(io, os.path.join(directory, "generic_traced.io.pt"))
+    with open(os.path.join(directory, "generic_traced.json"), "w") as f:
+        json.dump(info, f, indent=1)
+
+
 def write_all(directory):
     torch.manual_seed(0)
     image = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -174,11 +226,12 @@ def write_all(directory):
     save(directory, "unsupported_traced", UnsupportedNet().eval(), torch.randn(2, 3, 8, 8), "trace")
     save(directory, "unsupported_scripted", UnsupportedNet().eval(), torch.randn(2, 3, 8, 8),
          "script")
+    save_generic(directory)
 
 
 MODELS = ["tutorial_traced", "resnet18_traced", "mobilenet_v2_traced", "residual_traced",
           "residual_scripted", "residual_scripted_train", "unsupported_traced",
-          "unsupported_scripted"]
+          "unsupported_scripted", "generic_traced"]
 
 
 def main():

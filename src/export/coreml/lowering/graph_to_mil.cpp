@@ -27,7 +27,14 @@ void check_node(const ir::Node& node, Target target) {
                "instead (take it out of non_traceable_module_names)");
   }
   if (lowering::find_lowering(node.op) == nullptr) {
-    fail(node, "op '" + ir::to_string(node.op) + "' has no Core ML mapping");
+    const std::string op = node.op == ir::Op::torch_op ? node.attrs.s("schema", "torch_op")
+                                                       : ir::to_string(node.op);
+    std::string where = node.scope.module_name.empty()
+                            ? " in the root module (" + node.scope.module_type + ")"
+                            : " in module '" + node.scope.module_name + "' (" +
+                                  node.scope.module_type + ")";
+    if (!node.scope.source.empty()) where += " at " + node.scope.source;
+    fail(node, "op '" + op + "'" + where + " has no Core ML mapping yet");
   }
   if (node.op == ir::Op::quantize_dequantize && target < Target::iOS17) {
     fail(node, "activation quantization (quantize/dequantize) needs target iOS17 or later, not " +

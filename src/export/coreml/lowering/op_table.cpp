@@ -1,6 +1,7 @@
 // Which lowering handles each IR op. Ops left out have no Core ML mapping: fake_quantize
-// (a prepared, unfinalized graph) and float_module (an opaque call); graph_to_mil.cpp turns
-// them into errors before anything is built.
+// (a prepared, unfinalized graph), float_module (an opaque call), and, for now, the generic
+// torch_op with the value ops that feed it; graph_to_mil.cpp turns them into errors naming
+// the operator, module and source line before anything is built.
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -43,7 +44,12 @@ LowerFn find_lowering(ir::Op op) {
     case Op::div: return lower_elementwise;
     case Op::quantize_dequantize: return lower_quantize_dequantize;
     case Op::fake_quantize:
-    case Op::float_module: return nullptr;
+    case Op::float_module:
+    case Op::torch_op:
+    case Op::constant:
+    case Op::model_tensor:
+    case Op::list:
+    case Op::unpack: return nullptr;
   }
   return nullptr;
 }
