@@ -125,7 +125,8 @@ void GraphModuleImpl::check_runnable() {
 }
 
 std::vector<at::Tensor> GraphModuleImpl::run(const std::vector<at::Tensor>& inputs,
-                                             bool record_only) {
+                                             bool record_only, const std::vector<bool>* keep,
+                                             std::vector<c10::IValue>* kept) {
   const runtime::RunContext context{graph_,        quantizers_, freeze_bn_, operations_,
                                     is_training(), record_only};
   if (!record_only) {
@@ -143,7 +144,7 @@ std::vector<at::Tensor> GraphModuleImpl::run(const std::vector<at::Tensor>& inpu
     return runtime::run_graph(inputs, context);
   }
   std::vector<runtime::RecordedTensor> shapes;
-  std::vector<at::Tensor> outputs = runtime::run_graph(inputs, context, &shapes);
+  std::vector<at::Tensor> outputs = runtime::run_graph(inputs, context, &shapes, keep, kept);
   for (size_t id = 0; id < shapes.size(); ++id) {
     ir::Value& value = graph_.value(static_cast<ir::ValueId>(id));
     if (value.type != ir::ValueType::tensor) continue;
@@ -195,6 +196,14 @@ bool GraphModuleImpl::is_bn_frozen(const std::string& node_name) const {
 void GraphModuleImpl::record_shapes(const std::vector<at::Tensor>& example_inputs) {
   const at::NoGradGuard no_grad;
   run(example_inputs, true);
+}
+
+std::vector<c10::IValue> GraphModuleImpl::record_values(
+    const std::vector<at::Tensor>& example_inputs, const std::vector<bool>& keep) {
+  const at::NoGradGuard no_grad;
+  std::vector<c10::IValue> kept;
+  run(example_inputs, true, &keep, &kept);
+  return kept;
 }
 
 }  // namespace linquant

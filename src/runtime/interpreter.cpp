@@ -147,7 +147,9 @@ std::vector<c10::IValue> run_node(const ir::Node& node, std::vector<c10::IValue>
 
 std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
                                   const RunContext& context,
-                                  std::vector<RecordedTensor>* shapes) {
+                                  std::vector<RecordedTensor>* shapes,
+                                  const std::vector<bool>* keep,
+                                  std::vector<c10::IValue>* kept) {
   const ir::Graph& graph = context.graph;
   if (inputs.size() != graph.inputs().size()) {
     std::string names;
@@ -169,11 +171,13 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
   std::vector<c10::IValue> values(graph.num_values());
   std::vector<bool> defined(graph.num_values(), false);
   if (shapes) shapes->assign(graph.num_values(), {});
+  if (kept) kept->assign(graph.num_values(), c10::IValue());
   auto store = [&](ir::ValueId id, c10::IValue value) {
     if (shapes && value.isTensor()) {
       const at::Tensor& t = value.toTensor();
       (*shapes)[static_cast<size_t>(id)] = {t.sizes().vec(), t.scalar_type()};
     }
+    if (kept && keep && (*keep)[static_cast<size_t>(id)]) (*kept)[static_cast<size_t>(id)] = value;
     values[static_cast<size_t>(id)] = std::move(value);
     defined[static_cast<size_t>(id)] = true;
   };

@@ -51,9 +51,12 @@ struct RecordedTensor {
   std::vector<int64_t> shape;
   std::optional<c10::ScalarType> dtype;
 };
+// With `keep`, also stores the value of every value id marked in it into `kept`.
 std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
                                   const RunContext& context,
-                                  std::vector<RecordedTensor>* shapes = nullptr);
+                                  std::vector<RecordedTensor>* shapes = nullptr,
+                                  const std::vector<bool>* keep = nullptr,
+                                  std::vector<c10::IValue>* kept = nullptr);
 
 // The generic and structural ops: torch_op (the resolved LibTorch operator), constant,
 // model_tensor, list and unpack: value_ops.cpp.

@@ -49,9 +49,12 @@ def first_line(text):
 
 
 def load_pt(path):
-    """A .pt written by torch::jit::pickle_save or torch.save: a tensor, tuple or list."""
+    """A .pt written by torch::jit::pickle_save or torch.save: a tensor, tuple or list, or
+    {"inputs": ...} (inputs.pt)."""
     import torch
     value = torch.load(path)
+    if isinstance(value, dict):
+        value = value["inputs"]
     if isinstance(value, torch.Tensor):
         value = [value]
     return [np.asarray(t.detach().cpu().numpy()) for t in value]

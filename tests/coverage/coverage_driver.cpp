@@ -3,7 +3,7 @@
 //
 // usage: coverage_driver MODEL_DIR [--steps 20] [--threads 1]
 //
-// MODEL_DIR holds model.pt (TorchScript) and inputs.pt (a list of example tensors), as written
+// MODEL_DIR holds model.pt (TorchScript) and inputs.pt (the example tensors), as written
 // by tests/coverage/coverage_models.py. The stages, each timed, each with its exceptions
 // caught (the first failing stage ends the run):
 //
@@ -89,10 +89,12 @@ void write_bytes(const fs::path& path, const std::vector<char>& bytes) {
   if (!file) throw std::runtime_error("cannot write " + path.string());
 }
 
-// inputs.pt: a list (or tuple) of tensors, or a single tensor.
+// inputs.pt: {"inputs": a tuple of tensors}, or a list, tuple or single tensor.
 std::vector<at::Tensor> tensors_of(const c10::IValue& value) {
   std::vector<at::Tensor> tensors;
-  if (value.isTensor()) {
+  if (value.isGenericDict()) {
+    return tensors_of(value.toGenericDict().at("inputs"));
+  } else if (value.isTensor()) {
     tensors.push_back(value.toTensor());
   } else if (value.isList()) {
     for (const c10::IValue& item : value.toListRef()) tensors.push_back(item.toTensor());

@@ -8,7 +8,7 @@ net). Each is built with weights=None after torch.manual_seed(0), put in eval mo
 torch.jit.trace at batch 2 at the smallest input size it accepts, and written to
 
   OUT/NAME/model.pt     the traced module (torch.jit.save)
-  OUT/NAME/inputs.pt    the example inputs: a list of tensors, torch.save'd in the zip format,
+  OUT/NAME/inputs.pt    the example inputs: {"inputs": tuple of tensors}, torch.save'd in the zip format,
                         which C++ reads with torch::jit::pickle_load (an IValue list)
   OUT/NAME/meta.json    input shapes and dtypes, output shapes, parameter count and the traced
                         graph's op kinds (nodes of the inlined graph, recursively, by kind)
@@ -202,7 +202,10 @@ def trace_one(name, out, force):
             scripted = flat_outputs(traced(*inputs))
         max_diff = max(float((a - b).abs().max()) for a, b in zip(eager, scripted))
         traced.save(files[0])
-        torch.save(list(inputs), files[1], _use_new_zipfile_serialization=True)
+        # Two keys: LibTorch's unpickler lacks the APPEND and SETITEM opcodes Python uses for
+        # one-item lists and dicts.
+        torch.save({"inputs": tuple(inputs), "count": len(inputs)}, files[1],
+                   _use_new_zipfile_serialization=True)
         meta = {
             "name": name,
             "torch": torch.__version__,

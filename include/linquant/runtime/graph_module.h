@@ -57,6 +57,10 @@ class GraphModuleImpl : public torch::nn::Module {
   // graph().value(id).
   // Callables of float_module nodes are opaque and do run once.
   void record_shapes(const std::vector<at::Tensor>& example_inputs);
+  // record_shapes, also returning the values (by value id) of the values marked in `keep`:
+  // what an exporter needs of the values that do not depend on the input data.
+  std::vector<c10::IValue> record_values(const std::vector<at::Tensor>& example_inputs,
+                                         const std::vector<bool>& keep);
 
  private:
   // The module standing for a qualified module name, created on first use ("" is this one).
@@ -65,7 +69,9 @@ class GraphModuleImpl : public torch::nn::Module {
   void register_quantizers();
   void register_freeze_flags();
   void check_runnable();
-  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, bool record_only);
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, bool record_only,
+                              const std::vector<bool>* keep = nullptr,
+                              std::vector<c10::IValue>* kept = nullptr);
 
   ir::Graph graph_;
   // Qualified module name -> the plain module standing for it.

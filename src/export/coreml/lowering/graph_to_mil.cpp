@@ -9,6 +9,7 @@
 #include "linquant/export/coreml/identifier.h"
 #include "linquant/export/coreml/save.h"
 #include "lowering.h"
+#include "shape_recording.h"
 
 namespace linquant::coreml {
 namespace {
@@ -26,7 +27,11 @@ void check_node(const ir::Node& node, Target target) {
                "(non_traceable_module_names), which cannot be exported to Core ML; capture it "
                "instead (take it out of non_traceable_module_names)");
   }
-  if (lowering::find_lowering(node.op) == nullptr) {
+  const bool unmapped =
+      lowering::find_lowering(node.op) == nullptr ||
+      (node.op == ir::Op::torch_op &&
+       lowering::find_torch_op_lowering(node.attrs.s("schema", "")) == nullptr);
+  if (unmapped) {
     const std::string op = node.op == ir::Op::torch_op ? node.attrs.s("schema", "torch_op")
                                                        : ir::to_string(node.op);
     std::string where = node.scope.module_name.empty()
@@ -41,7 +46,8 @@ void check_node(const ir::Node& node, Target target) {
                    to_string(target) + "; export with SaveOptions::target = Target::iOS17");
   }
   if (ir::op_info(node.op).weighted) lowering::check_weight_target(node, target);
-  if (node.outputs.size() != 1) {
+  const bool many_outputs = node.op == ir::Op::torch_op || node.op == ir::Op::unpack;
+  if (!many_outputs && node.outputs.size() != 1) {
     fail(node, "has " + std::to_string(node.outputs.size()) + " outputs; the export handles "
                "single-output ops only");
   }
@@ -109,7 +115,11 @@ void check_exportable(const ir::Graph& graph, const SaveOptions& options) {
     throw ExportError("the graph needs at least one input and one output to become a Core ML "
                       "model");
   }
+  const std::vector<bool> dependent = data_dependent_values(graph);
   for (const ir::Node& node : graph.nodes()) {
+    // Values that do not depend on the input data are recorded constants; a prepared graph
+    // is refused wherever its quantizers sit.
+    if (!needs_lowering(node, dependent) && node.op != ir::Op::fake_quantize) continue;
     for_node(node, [&] { check_node(node, options.target); });
   }
   NameRegistry registry;
@@ -120,6 +130,13 @@ void check_exportable(const ir::Graph& graph, const SaveOptions& options) {
 }  // namespace lowering
 
 ProgramBuilder build_program(const ir::Graph& graph, const SaveOptions& options) {
+  lowering::check_exportable(graph, options);
+  const lowering::ShapedGraph shaped(graph, options.input_shapes);
+  return lowering::build_program(shaped.graph(), options, &shaped.constants());
+}
+
+ProgramBuilder lowering::build_program(const ir::Graph& graph, const SaveOptions& options,
+                                       const ConstantValues* constants) {
   lowering::check_exportable(graph, options);
   check_shapes(graph);
 
@@ -147,7 +164,10 @@ ProgramBuilder build_program(const ir::Graph& graph, const SaveOptions& options)
 
   ProgramBuilder builder(options.target);
   const std::set<std::string> reserved(output_names.begin(), output_names.end());
-  lowering::LoweringContext context(graph, builder, options.precision, direct_names, reserved);
+  const bool has_constants = constants && !constants->known.empty();
+  lowering::LoweringContext context(graph, builder, options.precision, direct_names, reserved,
+                                    has_constants ? constants : nullptr);
+  const std::vector<bool> dependent = lowering::data_dependent_values(graph);
   for (size_t k = 0; k < graph.inputs().size(); ++k) {
     const ir::ValueId id = graph.inputs()[k];
     Var x = builder.add_input(input_names[k], TensorType{io_dtype, graph.value(id).shape});
@@ -159,10 +179,14 @@ ProgramBuilder build_program(const ir::Graph& graph, const SaveOptions& options)
     context.define(id, x);
   }
   for (const ir::Node& node : graph.nodes()) {
-    if (ir::op_info(node.op).weighted) for_node(node, [&] { lowering::weight_var(node, context); });
+    if (ir::op_info(node.op).weighted && lowering::needs_lowering(node, dependent)) {
+      for_node(node, [&] { lowering::weight_var(node, context); });
+    }
   }
   for (const ir::Node& node : graph.nodes()) {
-    for_node(node, [&] { lowering::find_lowering(node.op)(node, context); });
+    if (!has_constants || lowering::needs_lowering(node, dependent)) {
+      for_node(node, [&] { lowering::find_lowering(node.op)(node, context); });
+    }
   }
 
   std::vector<Var> outputs;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 
 #include <cstdint>
 #include <map>
@@ -38,13 +39,19 @@ struct IntegerForm {
   ActivationQParams qparams;
 };
 
+// Values that do not depend on the input data, from one recorded run (data_dependence.cpp).
+struct ConstantValues {
+  std::vector<bool> known;          // by value id
+  std::vector<c10::IValue> values;  // by value id, where known
+};
+
 class LoweringContext {
  public:
   // output_names: the names of the ops producing graph outputs directly (by value);
   // reserved_names: every model output name, which no other op may take.
   LoweringContext(const ir::Graph& graph, ProgramBuilder& builder, ComputePrecision precision,
                   std::map<ir::ValueId, std::string> output_names,
-                  std::set<std::string> reserved_names);
+                  std::set<std::string> reserved_names, const ConstantValues* constants);
 
   const ir::Graph& graph() const { return graph_; }
   ProgramBuilder& builder() { return builder_; }
@@ -64,8 +71,19 @@ class LoweringContext {
   void define(ir::ValueId id, const Var& var);
   bool is_defined(ir::ValueId id) const { return vars_.count(id) != 0; }
   const Var& var(ir::ValueId id) const;
-  // Input k of a node, which must have a float variable.
+  // Input k of a node, which must have a variable; a value that does not depend on the input
+  // data becomes a `const` op the first time it is read.
   const Var& input(const ir::Node& node, size_t k = 0) const;
+  // The recorded value of a value that does not depend on the input data (sizes, constants,
+  // model tensors); fails naming the node otherwise.
+  bool is_constant(ir::ValueId id) const;
+  const c10::IValue& constant(const ir::Node& node, size_t k) const;
+  int64_t constant_int(const ir::Node& node, size_t k) const;
+  double constant_double(const ir::Node& node, size_t k) const;
+  std::vector<int64_t> constant_ints(const ir::Node& node, size_t k) const;  // int or int[]
+  // The variables of a list of tensors (a list node's output, or a split's).
+  void define_list(ir::ValueId id, std::vector<Var> vars);
+  std::vector<Var> list(const ir::Node& node, size_t k) const;
   void define_integer(ir::ValueId id, const IntegerForm& form);
   const IntegerForm* integer_form(ir::ValueId id) const;
 
@@ -93,7 +111,9 @@ class LoweringContext {
   ComputePrecision precision_;
   std::map<ir::ValueId, std::string> output_names_;
   std::set<std::string> reserved_names_;
-  std::map<ir::ValueId, Var> vars_;
+  const ConstantValues* constants_;
+  mutable std::map<ir::ValueId, Var> vars_;  // constants are added when first read
+  std::map<ir::ValueId, std::vector<Var>> lists_;
   std::map<ir::ValueId, IntegerForm> integer_forms_;
   std::map<std::string, Var> tensor_vars_;
 };
@@ -113,6 +133,15 @@ std::vector<std::int32_t> to_int32(const ir::Node& node, const std::vector<int64
 // names). Throws ExportError naming the node and the fix.
 void check_exportable(const ir::Graph& graph, const SaveOptions& options);
 
+// data_dependence.cpp: which values depend on the input data (by value id); a node none of
+// whose outputs does needs no lowering: its values are constants of the program.
+std::vector<bool> data_dependent_values(const ir::Graph& graph);
+bool needs_lowering(const ir::Node& node, const std::vector<bool>& dependent);
+
+// The program for a graph whose shapes (and constants, when it has generic ops) are recorded.
+ProgramBuilder build_program(const ir::Graph& graph, const SaveOptions& options,
+                             const ConstantValues* constants);
+
 // One lowering per op family; each emits the node's ops and defines its outputs.
 using LowerFn = void (*)(const ir::Node& node, LoweringContext& context);
 // nullptr for ops without a Core ML mapping (op_table.cpp).
@@ -128,6 +157,13 @@ void lower_elementwise(const ir::Node& node, LoweringContext& context);   // ele
 void lower_normalization(const ir::Node& node, LoweringContext& context); // norm_ops.cpp
 // quantization_ops.cpp
 void lower_quantize_dequantize(const ir::Node& node, LoweringContext& context);
+// torch_ops.cpp: generic torch_op nodes, by operator (find_torch_op_lowering), and the list
+// and unpack nodes that carry tensor lists between them.
+void lower_torch_op(const ir::Node& node, LoweringContext& context);
+void lower_list(const ir::Node& node, LoweringContext& context);
+void lower_unpack(const ir::Node& node, LoweringContext& context);
+// nullptr for operators without a Core ML mapping ("aten::squeeze.dim", then "aten::squeeze").
+LowerFn find_torch_op_lowering(const std::string& schema);
 
 // quantization_ops.cpp: true when a reshape/flatten node's input is an integer form whose
 // only reader chain ends in a quantize_dequantize with the same parameters, so the reshape

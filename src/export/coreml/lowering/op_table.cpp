@@ -1,7 +1,7 @@
 // Which lowering handles each IR op. Ops left out have no Core ML mapping: fake_quantize
-// (a prepared, unfinalized graph), float_module (an opaque call), and, for now, the generic
-// torch_op with the value ops that feed it; graph_to_mil.cpp turns them into errors naming
-// the operator, module and source line before anything is built.
+// (a prepared, unfinalized graph) and float_module (an opaque call); graph_to_mil.cpp turns
+// them into errors before anything is built. constant and model_tensor values never depend on
+// the input data and become `const` ops where they are read.
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -43,13 +43,14 @@ LowerFn find_lowering(ir::Op op) {
     case Op::mul:
     case Op::div: return lower_elementwise;
     case Op::quantize_dequantize: return lower_quantize_dequantize;
-    case Op::fake_quantize:
-    case Op::float_module:
-    case Op::torch_op:
+    case Op::torch_op: return lower_torch_op;
+    case Op::list: return lower_list;
+    case Op::unpack: return lower_unpack;
+    // Never data-dependent: their values are constants of the program.
     case Op::constant:
     case Op::model_tensor:
-    case Op::list:
-    case Op::unpack: return nullptr;
+    case Op::fake_quantize:
+    case Op::float_module: return nullptr;
   }
   return nullptr;
 }

@@ -54,7 +54,8 @@ std::string save(const ir::Graph& graph, const std::string& path, const SaveOpti
   check_destination(package, options.overwrite);
   lowering::check_exportable(graph, options);
   const lowering::ShapedGraph shaped(graph, options.input_shapes);
-  const ProgramBuilder program = build_program(shaped.graph(), options);
+  const ProgramBuilder program =
+      lowering::build_program(shaped.graph(), options, &shaped.constants());
   const PackageContents contents = build_package_contents(program, model_info(options));
   return write_package(package, contents, PackageWriteOptions{options.overwrite}).string();
 }

@@ -16,6 +16,18 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return text + "]";
 }
 
+// Graphs with generic ops carry values (sizes, constants, model tensors used as values) that
+// the program needs as recorded constants.
+bool has_value_ops(const ir::Graph& graph) {
+  for (const ir::Node& node : graph.nodes()) {
+    if (node.op == ir::Op::torch_op || node.op == ir::Op::constant ||
+        node.op == ir::Op::model_tensor || node.op == ir::Op::list || node.op == ir::Op::unpack) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool complete(const ir::Graph& graph) {
   for (ir::ValueId id : graph.inputs()) {
     if (graph.value(id).shape.empty()) return false;
@@ -54,7 +66,8 @@ ShapedGraph::ShapedGraph(const ir::Graph& graph,
   for (size_t k = 0; k < shapes.size(); ++k) {
     same_inputs = same_inputs && graph.value(inputs[k]).shape == shapes[k];
   }
-  if (same_inputs && complete(graph)) return;
+  const bool values = has_value_ops(graph);
+  if (same_inputs && complete(graph) && !values) return;
 
   if (shapes.empty()) {
     for (ir::ValueId id : inputs) {
@@ -69,8 +82,17 @@ ShapedGraph::ShapedGraph(const ir::Graph& graph,
     module_ = GraphModule(graph);
     module_->eval();
     std::vector<at::Tensor> zeros;
-    for (const auto& shape : shapes) zeros.push_back(at::zeros(shape));
-    module_->record_shapes(zeros);
+    for (size_t k = 0; k < shapes.size(); ++k) {
+      const auto dtype = graph.value(inputs[k]).dtype;  // token ids stay integers
+      zeros.push_back(at::zeros(shapes[k], at::TensorOptions().dtype(dtype.value_or(at::kFloat))));
+    }
+    if (values) {
+      constants_.known = data_dependent_values(graph);
+      constants_.known.flip();
+      constants_.values = module_->record_values(zeros, constants_.known);
+    } else {
+      module_->record_shapes(zeros);
+    }
   } catch (const c10::Error& e) {
     throw ExportError("cannot record shapes for these input shapes: " +
                       std::string(e.what_without_backtrace()));

@@ -6,6 +6,7 @@
 
 #include "linquant/ir/graph.h"
 #include "linquant/runtime/graph_module.h"
+#include "lowering.h"
 
 namespace linquant::coreml::lowering {
 
@@ -19,10 +20,14 @@ class ShapedGraph {
 
   const ir::Graph& graph() const { return module_ ? module_->graph() : *graph_; }
   bool recorded_here() const { return static_cast<bool>(module_); }
+  // The values that do not depend on the input data, recorded in the same run; empty for
+  // graphs without generic ops, whose constants are all attributes.
+  const ConstantValues& constants() const { return constants_; }
 
  private:
   const ir::Graph* graph_ = nullptr;
   GraphModule module_{nullptr};
+  ConstantValues constants_;
 };
 
 }  // namespace linquant::coreml::lowering
