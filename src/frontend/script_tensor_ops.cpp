@@ -188,6 +188,15 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
          if (auto bias = c.model_tensor("bias")) attrs.set("bias", *bias);
          return c.emit(Op::linear, {c.tensor("input")}, std::move(attrs));
        }},
+      {"aten::embedding",
+       [](const OpCall& c) {
+         Attributes attrs;
+         attrs.set("weight", *c.model_tensor("weight"));
+         attrs.set("padding_idx", c.i("padding_idx"));
+         attrs.set("scale_grad_by_freq", c.b("scale_grad_by_freq"));
+         attrs.set("sparse", c.b("sparse"));
+         return c.emit(Op::embedding, {c.tensor("indices")}, std::move(attrs));
+       }},
       {"aten::addmm",
        [](const OpCall& c) {  // addmm(b, x, W.t()): how older exports spell Linear
          const SymValue& weight = c.arg("mat2");

@@ -15,10 +15,12 @@ struct Entry {
 
 // {name, inputs, weighted, activation, output rule}; activations and their rules follow the
 // coremltools backend config tables (reference section 3.4).
-constexpr std::array<Entry, 41> kOps{{
+constexpr std::array<Entry, 42> kOps{{
     {Op::conv, {"conv", 1, true, false, OQ::own_observer}},
     {Op::conv_transpose, {"conv_transpose", 1, true, false, OQ::own_observer}},
     {Op::linear, {"linear", 1, true, false, OQ::own_observer}},
+    // Reference 3.4: a per-channel weight quantizer; indices and output are not observed.
+    {Op::embedding, {"embedding", 1, true, false, OQ::not_quantized}},
     {Op::batch_norm, {"batch_norm", 1, false, false, OQ::own_observer}},
     {Op::layer_norm, {"layer_norm", 1, false, false, OQ::not_quantized}},
     {Op::relu, {"relu", 1, false, true, OQ::own_observer}},

@@ -15,6 +15,7 @@ std::vector<const char*> required_attributes(Op op) {
     case Op::conv: return {"weight", "stride", "padding", "dilation", "groups"};
     case Op::conv_transpose: return {"weight", "stride", "padding", "dilation", "groups", "output_padding"};
     case Op::linear: return {"weight"};
+    case Op::embedding: return {"weight", "padding_idx", "scale_grad_by_freq", "sparse"};
     case Op::batch_norm: return {"running_mean", "running_var", "eps", "momentum"};
     case Op::layer_norm: return {"normalized_shape", "eps"};
     case Op::leaky_relu: return {"negative_slope"};

@@ -11,7 +11,13 @@ namespace {
 
 // The aliases a user may write for a functional op in module_type_configs.
 std::vector<std::string> functional_type_names(const ir::Node& node) {
+  // A generic op goes by its operator's name: "aten::mish.out" -> "mish".
   std::string base = ir::to_string(node.op);
+  if (node.op == ir::Op::torch_op) {
+    const std::string& schema = node.attrs.s("schema");
+    base = schema.substr(schema.find("::") + 2);
+    base = base.substr(0, base.find('.'));
+  }
   if (node.op == ir::Op::max_pool || node.op == ir::Op::avg_pool ||
       node.op == ir::Op::adaptive_avg_pool) {
     base += std::to_string(node.attrs.i("spatial_dims", 2)) + "d";

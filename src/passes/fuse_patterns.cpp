@@ -58,7 +58,7 @@ void fuse_patterns(ir::Graph& graph, const QConfigTable& qconfigs) {
     if (node.attrs.has("fused_with") || !qconfigs.count(node.name)) continue;
     const std::string root_name = node.name;
 
-    if (is_weighted(node)) {
+    if (is_weighted(node) && node.op != Op::embedding) {
       auto next = sole_consumer(graph, node);
       bool folded = false;
       if (next && bn_fits(node, graph.nodes()[*next])) {

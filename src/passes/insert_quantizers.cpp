@@ -87,6 +87,12 @@ class Placer {
     return at;
   }
 
+  bool is_module_tensor_of(const ir::Node& node, ir::ValueId input) const {
+    const ir::Node* p = producer_of(graph_, input);
+    return p && p->op == Op::model_tensor && !node.scope.functional &&
+           p->attrs.s("tensor").rfind(node.scope.module_name + ".", 0) == 0;
+  }
+
   // The quantizer a fake_quantize node output belongs to, or "" for other values.
   std::string quantizer_of(ir::ValueId value) const {
     const ir::Node* p = producer_of(graph_, value);
@@ -119,8 +125,10 @@ class Placer {
     if (!graph_.nodes()[n].attrs.has("fused_with")) {
       for (size_t k = 0; k < graph_.nodes()[n].inputs.size(); ++k) {
         const ir::ValueId input = graph_.nodes()[n].inputs[k];
-        // Integer and boolean tensors (sizes, indices, masks) carry no activations.
+        // Integer and boolean tensors (sizes, indices, masks) carry no activations, and a
+        // leaf module's own tensors (PReLU's weight) are not its inputs.
         if (!graph_.is_float_tensor(input) || !quantizer_of(input).empty()) continue;
+        if (is_module_tensor_of(graph_.nodes()[n], input)) continue;
         const auto existing = observed_.find(input);
         if (existing != observed_.end()) {
           graph_.nodes()[n].inputs[k] = existing->second;

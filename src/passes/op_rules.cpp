@@ -1,14 +1,33 @@
 // Shared op facts for the passes (reference 3.4 and 3.5).
 #include "op_rules.h"
 
+#include <set>
+#include <string>
+
 namespace linquant::passes {
 
 using ir::Op;
 using ir::OutputQuantization;
 
+namespace {
+
+// Activations of coremltools' lists (reference 3.4) that linquant runs as generic LibTorch
+// operators: quantized like the others (own output quantizer, fused after conv/linear).
+bool is_generic_activation(const ir::Node& node) {
+  if (node.op != ir::Op::torch_op) return false;
+  static const std::set<std::string> kActivations = {
+      "aten::mish",  "aten::celu",        "aten::selu",  "aten::glu",   "aten::log_sigmoid",
+      "aten::prelu", "aten::rrelu",       "aten::hardtanh", "aten::exp2", "aten::elu"};
+  const std::string& schema = node.attrs.s("schema", "");
+  return kActivations.count(schema.substr(0, schema.find('.', schema.find("::")))) != 0;
+}
+
+}  // namespace
+
 bool is_weighted(const ir::Node& node) { return ir::op_info(node.op).weighted; }
 
 bool is_fusable_activation(const ir::Node& node, bool after_binary) {
+  if (is_generic_activation(node)) return !node.scope.functional || after_binary;
   if (!ir::op_info(node.op).is_activation) return false;
   if (!node.scope.functional || node.op == Op::relu) return true;
   if (!after_binary) return false;
@@ -26,6 +45,7 @@ bool is_fusable_activation(const ir::Node& node, bool after_binary) {
 }
 
 OutputQuantization output_rule(const ir::Node& node) {
+  if (is_generic_activation(node)) return OutputQuantization::own_observer;
   if (node.scope.functional) {
     switch (node.op) {
       case Op::sigmoid:

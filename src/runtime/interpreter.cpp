@@ -126,7 +126,8 @@ std::vector<c10::IValue> run_node(const ir::Node& node, std::vector<c10::IValue>
     switch (node.op) {
       case ir::Op::conv:
       case ir::Op::conv_transpose:
-      case ir::Op::linear: return {run_weighted(node, tensors.at(0), context)};
+      case ir::Op::linear:
+      case ir::Op::embedding: return {run_weighted(node, tensors.at(0), context)};
       case ir::Op::batch_norm: return {run_batch_norm(node, tensors.at(0), context)};
       case ir::Op::fake_quantize:
         // Shape recording must not move observers.

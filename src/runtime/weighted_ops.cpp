@@ -79,6 +79,9 @@ at::Tensor apply_weighted(const ir::Node& node, const at::Tensor& x, const at::T
     case ir::Op::conv: return conv(node, x, weight, bias);
     case ir::Op::conv_transpose: return conv_transpose(node, x, weight, bias);
     case ir::Op::linear: return at::linear(x, weight, bias);
+    case ir::Op::embedding:
+      return at::embedding(weight, x, node.attrs.i("padding_idx"),
+                           node.attrs.b("scale_grad_by_freq"), node.attrs.b("sparse"));
     default: throw Error("is not a weighted op");
   }
 }

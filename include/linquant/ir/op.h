@@ -12,6 +12,7 @@ enum class Op {
   conv,            // attrs: weight, bias?, stride, padding, dilation, groups, spatial_dims
   conv_transpose,  // attrs: as conv, plus output_padding
   linear,          // attrs: weight, bias?
+  embedding,       // attrs: weight, padding_idx, scale_grad_by_freq, sparse; input: indices
   // Normalization.
   batch_norm,  // attrs: weight?, bias?, running_mean, running_var, eps, momentum
   layer_norm,  // attrs: normalized_shape, weight?, bias?, eps

@@ -148,6 +148,15 @@ void lower_weighted(const ir::Node& node, LoweringContext& context) {
     case ir::Op::conv: return lower_conv(node, context);
     case ir::Op::conv_transpose: return lower_conv_transpose(node, context);
     case ir::Op::linear: return lower_linear(node, context);
+    case ir::Op::embedding:
+      // Rows of the (dequantized) table: a gather along axis 0.
+      return context.define(
+          node.outputs[0],
+          context.builder().add_op("gather", context.output_name(node),
+                                   {{"x", weight_var(node, context)},
+                                    {"indices", context.input(node, 0)},
+                                    {"axis", TensorValue::scalar_int32(0)}},
+                                   context.output_type(node)));
     default: fail(node, "internal error: not a weighted op");
   }
 }

@@ -170,8 +170,12 @@ ProgramBuilder lowering::build_program(const ir::Graph& graph, const SaveOptions
   const std::vector<bool> dependent = lowering::data_dependent_values(graph);
   for (size_t k = 0; k < graph.inputs().size(); ++k) {
     const ir::ValueId id = graph.inputs()[k];
-    Var x = builder.add_input(input_names[k], TensorType{io_dtype, graph.value(id).shape});
-    if (cast_io) {
+    // Integer inputs (token ids) are int32 features.
+    const auto recorded = graph.value(id).dtype;
+    const bool integer = recorded && !c10::isFloatingType(*recorded);
+    Var x = builder.add_input(input_names[k],
+                              TensorType{integer ? DType::Int32 : io_dtype, graph.value(id).shape});
+    if (cast_io && !integer) {
       x = builder.add_op("cast", input_names[k] + "_to_fp16",
                          {{"x", x}, {"dtype", TensorValue::scalar_string("fp16")}},
                          TensorType{DType::Float16, x.type().shape});

@@ -11,7 +11,8 @@ LowerFn find_lowering(ir::Op op) {
   switch (op) {
     case Op::conv:
     case Op::conv_transpose:
-    case Op::linear: return lower_weighted;
+    case Op::linear:
+    case Op::embedding: return lower_weighted;
     case Op::matmul: return lower_matmul;
     case Op::batch_norm:
     case Op::layer_norm: return lower_normalization;
