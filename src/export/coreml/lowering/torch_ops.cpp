@@ -72,6 +72,7 @@ void transpose(const ir::Node& node, LoweringContext& c) {
 Var slice_axis(const ir::Node& node, LoweringContext& c, const Var& x, int64_t axis,
                int64_t begin, int64_t end, int64_t step, bool squeeze, const std::string& name,
                const TensorType& type) {
+  (void)node;
   const size_t rank = x.type().rank();
   const int64_t size = x.type().shape.at(static_cast<size_t>(axis));
   if (begin < 0) begin += size;
@@ -94,7 +95,6 @@ Var slice_axis(const ir::Node& node, LoweringContext& c, const Var& x, int64_t a
                {"begin_mask", TensorValue::boolean(dims, begin_mask)},
                {"end_mask", TensorValue::boolean(dims, end_mask)}};
   if (squeeze) args.push_back({"squeeze_mask", TensorValue::boolean(dims, squeeze_mask)});
-  (void)node;
   return c.builder().add_op("slice_by_index", name, args, type);
 }
 
@@ -122,12 +122,7 @@ void slice(const ir::Node& node, LoweringContext& c) {  // aten::slice.Tensor(se
 void split(const ir::Node& node, LoweringContext& c, int64_t axis, bool squeeze) {
   const Var x = c.input(node, 0);
   axis = axis_of(node, axis, x.type().rank());
-  const ir::Value& list = c.graph().value(node.outputs.at(0));
-  (void)list;
-  const at::TensorList* none = nullptr;
-  (void)none;
-  // The piece sizes along `axis` come from the recorded list of outputs' consumers; a split
-  // reads them off the recorded input size and the operator's own arguments.
+  // The piece sizes follow from the recorded input size and the operator's own arguments.
   const int64_t size = x.type().shape.at(static_cast<size_t>(axis));
   std::vector<int32_t> sizes;
   const std::string& schema = node.attrs.s("schema");
@@ -328,7 +323,6 @@ void binary(const ir::Node& node, LoweringContext& c, const std::string& mil, bo
   Arg x = operand(0);
   Arg y = operand(1);
   const std::string& schema = node.attrs.s("schema");
-  const bool has_alpha = node.inputs.size() > 2 && schema.rfind("aten::add", 0) + schema.rfind("aten::sub", 0) != 0;
   if (node.inputs.size() > 2 && (schema.rfind("aten::add", 0) == 0 || schema.rfind("aten::sub", 0) == 0 ||
                                  schema.rfind("aten::rsub", 0) == 0)) {
     const double alpha = c.constant_double(node, 2);
@@ -337,7 +331,6 @@ void binary(const ir::Node& node, LoweringContext& c, const std::string& mil, bo
                              {{"x", y}, {"y", c.float_scalar(alpha)}}, out_type(node, c));
     }
   }
-  (void)has_alpha;
   if (reversed) std::swap(x, y);
   define(node, c, c.builder().add_op(mil, c.output_name(node), {{"x", x}, {"y", y}}, out_type(node, c)));
 }
