@@ -16,15 +16,12 @@
 
 #include "linquant/frontend/capture.h"
 #include "linquant/quantizer/linear_quantizer.h"
+#include "torchscript_models.h"
 
 namespace linquant {
 namespace {
 
-std::string models_dir() {
-  const char* dir = std::getenv("LINQUANT_TORCHSCRIPT_MODELS");
-  if (!dir) ADD_FAILURE() << "LINQUANT_TORCHSCRIPT_MODELS is not set (ctest sets it)";
-  return dir ? dir : "";
-}
+using testing::models_dir;
 
 c10::Dict<c10::IValue, c10::IValue> load_io() {
   std::ifstream file(models_dir() + "/generic_traced.io.pt", std::ios::binary);

@@ -12,15 +12,12 @@
 #include <string>
 
 #include "linquant/quantizer/linear_quantizer.h"
+#include "torchscript_models.h"
 
 namespace linquant {
 namespace {
 
-std::string models_dir() {
-  const char* dir = std::getenv("LINQUANT_TORCHSCRIPT_MODELS");
-  if (!dir) ADD_FAILURE() << "LINQUANT_TORCHSCRIPT_MODELS is not set (ctest sets it)";
-  return dir ? dir : "";
-}
+using testing::models_dir;
 
 struct Model {
   std::string name;
