@@ -16,6 +16,7 @@
 #   COVERAGE_STEPS       QAT steps (default 20)
 #   COVERAGE_THREADS     threads of the driver (default 1)
 #   COVERAGE_FORCE=1     trace the models again even when their files exist
+#   COVERAGE_REQUIRE_PASS=1  exit 1 unless every model passed (the ctest fast subset)
 # Steps: tests/coverage/coverage_models.py traces (Debian's python3), coverage_driver runs each
 # model, tests/coverage/check_coverage.py checks the packages (.venv), and
 # tests/coverage/coverage_table.py prints the Markdown table and writes summary.json.
@@ -83,4 +84,6 @@ for dir in "${checked[@]}"; do
   fi
 done
 
-/usr/bin/python3 tests/coverage/coverage_table.py "$out_dir" "$models"
+require=()
+[[ ${COVERAGE_REQUIRE_PASS:-0} == 1 ]] && require=(--require-pass)
+/usr/bin/python3 tests/coverage/coverage_table.py "$out_dir" "$models" "${require[@]}"

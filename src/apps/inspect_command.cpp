@@ -11,6 +11,7 @@
 #include "app_error.h"
 #include "cli_common.h"
 #include "command.h"
+#include "linquant/ir/attribute_keys.h"
 #include "model_source.h"
 #include "package_summary.h"
 #include "saved_model.h"
@@ -80,10 +81,11 @@ void inspect_saved_model(const InspectOptions& o) {
   const ir::Graph& graph = loaded.finalized->graph();
   int64_t float_bytes = 0, quantized_bytes = 0;
   for (const ir::Node& node : graph.nodes()) {
-    if (!ir::op_info(node.op).weighted || !node.attrs.has("weight")) continue;
-    const at::Tensor& weight = graph.tensor(node.attrs.s("weight")).tensor;
+    if (!ir::op_info(node.op).weighted || !node.attrs.has(ir::attr::weight)) continue;
+    const at::Tensor& weight = graph.tensor(node.attrs.s(ir::attr::weight)).tensor;
     float_bytes += weight.numel() * 4;
-    const int64_t bits = node.attrs.has("weight_bits") ? node.attrs.i("weight_bits") : 32;
+    const int64_t bits =
+        node.attrs.has(ir::attr::weight_bits) ? node.attrs.i(ir::attr::weight_bits) : 32;
     quantized_bytes += (weight.numel() * bits + 7) / 8;
   }
   std::cout << "Weights: " << format_bytes(static_cast<uint64_t>(float_bytes)) << " as float32, "

@@ -3,6 +3,7 @@
 #include <torch/csrc/jit/api/function_impl.h>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 #include "module_type.h"
 #include "node_emit.h"
 #include "script_interpreter.h"
@@ -187,7 +188,7 @@ std::vector<SymValue> Interpreter::float_call(torch::jit::Node* node, Frame& fra
   inside.context = context_for(target.module, target.name);
   inside.context.leaf = true;  // the call is one module call, not functional code
   ir::Attributes attrs;
-  attrs.set("module", target.name);
+  attrs.set(ir::attr::module, target.name);
   const auto outputs = emit_node(graph_, ir::Op::float_module, inputs, std::move(attrs),
                                  scope(inside, node), static_cast<int>(num_outputs));
   if (!result_type->cast<c10::TupleType>()) return {SymValue::make_tensor(outputs[0])};

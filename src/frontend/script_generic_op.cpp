@@ -4,6 +4,7 @@
 // and model tensors used as values (class tokens, layer scales) stay trainable.
 #include <torch/csrc/jit/runtime/operator.h>
 
+#include "linquant/ir/attribute_keys.h"
 #include "node_emit.h"
 #include "script_interpreter.h"
 
@@ -90,7 +91,7 @@ std::optional<ir::ValueId> Interpreter::number_behind_tensor(ir::ValueId tensor)
   const auto producer = graph_.producer(tensor);
   if (!producer) return std::nullopt;
   const ir::Node& node = graph_.nodes()[*producer];
-  if (node.op != ir::Op::torch_op || node.attrs.s("schema") != "prim::NumToTensor.Scalar") {
+  if (node.op != ir::Op::torch_op || node.attrs.s(ir::attr::schema) != "prim::NumToTensor.Scalar") {
     return std::nullopt;
   }
   return node.inputs.at(0);
@@ -100,12 +101,14 @@ std::optional<std::pair<ir::ValueId, int64_t>> Interpreter::size_source(ir::Valu
   const auto producer = graph_.producer(value);
   if (!producer) return std::nullopt;
   const ir::Node& node = graph_.nodes()[*producer];
-  if (node.op != ir::Op::torch_op || node.attrs.s("schema") != "aten::size.int") return std::nullopt;
+  if (node.op != ir::Op::torch_op || node.attrs.s(ir::attr::schema) != "aten::size.int")
+    return std::nullopt;
   const auto dim_producer = graph_.producer(node.inputs.at(1));
   if (!dim_producer) return std::nullopt;
   const ir::Node& dim = graph_.nodes()[*dim_producer];
-  if (dim.op != ir::Op::constant || !dim.attrs.constant("value").isInt()) return std::nullopt;
-  return std::make_pair(node.inputs.at(0), dim.attrs.constant("value").toInt());
+  if (dim.op != ir::Op::constant || !dim.attrs.constant(ir::attr::value).isInt())
+    return std::nullopt;
+  return std::make_pair(node.inputs.at(0), dim.attrs.constant(ir::attr::value).toInt());
 }
 
 ir::ValueId Interpreter::materialize(const SymValue& value, const c10::TypePtr& type,
@@ -116,7 +119,7 @@ ir::ValueId Interpreter::materialize(const SymValue& value, const c10::TypePtr& 
     case Kind::value: return value.tensor;
     case Kind::constant: {
       ir::Attributes attrs;
-      attrs.set("value", ir::make_constant(value.constant));
+      attrs.set(ir::attr::value, ir::make_constant(value.constant));
       return emit_value(ir::Op::constant, {}, std::move(attrs), where,
                         value_type_of(value.constant), "constant");
     }
@@ -130,14 +133,14 @@ ir::ValueId Interpreter::materialize(const SymValue& value, const c10::TypePtr& 
         id = it->second;
       } else {
         ir::Attributes attrs;
-        attrs.set("tensor", value.name);
+        attrs.set(ir::attr::tensor, value.name);
         id = emit_value(ir::Op::model_tensor, {}, std::move(attrs), where,
                         ir::ValueType::tensor, value.name);
         model_tensor_values_[value.name] = id;
       }
       if (value.transposed) {
         ir::Attributes attrs;
-        attrs.set("schema", std::string("aten::t"));
+        attrs.set(ir::attr::schema, std::string("aten::t"));
         id = emit_value(ir::Op::torch_op, {id}, std::move(attrs), where,
                         ir::ValueType::tensor, "t");
         model_tensor_values_[key] = id;
@@ -155,7 +158,7 @@ ir::ValueId Interpreter::materialize(const SymValue& value, const c10::TypePtr& 
         items.push_back(materialize(value.items[k], item_type(type, k), frame, node));
       }
       ir::Attributes attrs;
-      attrs.set("element_type", *element);
+      attrs.set(ir::attr::element_type, *element);
       return emit_value(ir::Op::list, std::move(items), std::move(attrs), where,
                         *element == "Tensor" ? ir::ValueType::tensor_list : ir::ValueType::other,
                         "list");
@@ -182,7 +185,7 @@ void Interpreter::run_generic(torch::jit::Node* node, Frame& frame) {
   // The IR drops contiguous() (it changes no value), so a view may meet a non-contiguous
   // input: reshape computes the same values and copies when it must.
   const std::string op_name = operator_name(*schema);
-  attrs.set("schema", op_name == "aten::view" ? std::string("aten::reshape") : op_name);
+  attrs.set(ir::attr::schema, op_name == "aten::view" ? std::string("aten::reshape") : op_name);
   const auto& arguments = schema->arguments();
   const bool in_place = !arguments.empty() && arguments[0].alias_info() &&
                         arguments[0].alias_info()->isWrite();

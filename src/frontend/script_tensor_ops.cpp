@@ -1,5 +1,6 @@
 // The ATen ops TorchScript models use, mapped to IR nodes with the attribute conventions of
 // include/linquant/ir/op.h. An op without a rule is a capture error naming it.
+#include "linquant/ir/attribute_keys.h"
 #include "script_op_call.h"
 
 namespace linquant::frontend::script {
@@ -12,8 +13,8 @@ using Kind = SymValue::Kind;
 SymValue conv(const OpCall& c, bool transposed, const std::vector<int64_t>& padding) {
   if (!c.arg("input").is(Kind::tensor)) c.fail(c.kind() + " of a value that is not an activation");
   Attributes attrs;
-  attrs.set("weight", *c.model_tensor("weight"));
-  if (auto bias = c.model_tensor("bias")) attrs.set("bias", *bias);
+  attrs.set(ir::attr::weight, *c.model_tensor("weight"));
+  if (auto bias = c.model_tensor("bias")) attrs.set(ir::attr::bias, *bias);
   const std::vector<int64_t> stride = c.ints("stride");
   if (stride.empty() || stride.size() > 3) {
     c.fail(c.kind() + " with " + std::to_string(stride.size()) + " spatial dimensions");
@@ -56,7 +57,8 @@ std::optional<size_t> biasless_linear(ir::Graph& graph, ir::ValueId value) {
   const auto producer = graph.producer(value);
   if (!producer) return std::nullopt;
   const ir::Node& node = graph.nodes()[*producer];
-  if (node.op != Op::linear || node.attrs.has("bias") || graph.consumers(value).size() != 0) {
+  if (node.op != Op::linear || node.attrs.has(ir::attr::bias) ||
+      graph.consumers(value).size() != 0) {
     return std::nullopt;
   }
   return producer;
@@ -82,7 +84,7 @@ SymValue binary(const OpCall& c, Op op) {
     }
     if (op == Op::add && b.is(Kind::model_tensor) && !b.transposed && attrs.all().empty()) {
       if (const auto linear = biasless_linear(c.interpreter.graph(), a.tensor)) {
-        c.interpreter.graph().nodes()[*linear].attrs.set("bias", b.name);
+        c.interpreter.graph().nodes()[*linear].attrs.set(ir::attr::bias, b.name);
         return a;
       }
     }
@@ -95,12 +97,26 @@ SymValue binary(const OpCall& c, Op op) {
   return c.emit(op, {*x, *y}, std::move(attrs));
 }
 
+// The operands of a Tensor[] argument named "tensors" (cat, einsum); anything that is not a
+// list of tensor operands makes the call a generic op.
+std::vector<ir::ValueId> tensor_list(const OpCall& c) {
+  const SymValue& list = c.arg("tensors");
+  if (!list.is(Kind::sequence)) c.fail(c.kind() + " of " + describe(list));
+  std::vector<ir::ValueId> inputs;
+  for (const SymValue& item : list.items) {
+    const auto input = c.operand(item);
+    if (!input) c.fail(c.kind() + " of " + describe(item));
+    inputs.push_back(*input);
+  }
+  return inputs;
+}
+
 SymValue matmul(const OpCall& c, const char* other_name) {
   const SymValue& self = c.arg("self");
   const SymValue& other = c.arg(other_name);
   if (self.is(Kind::tensor) && other.is(Kind::model_tensor) && other.transposed) {
     Attributes attrs;  // x @ W.t(): a Linear without bias
-    attrs.set("weight", other.name);
+    attrs.set(ir::attr::weight, other.name);
     return c.emit(Op::linear, {self.tensor}, std::move(attrs));
   }
   const auto x = c.operand(self);
@@ -184,14 +200,14 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
       {"aten::linear",
        [](const OpCall& c) {
          Attributes attrs;
-         attrs.set("weight", *c.model_tensor("weight"));
-         if (auto bias = c.model_tensor("bias")) attrs.set("bias", *bias);
+         attrs.set(ir::attr::weight, *c.model_tensor("weight"));
+         if (auto bias = c.model_tensor("bias")) attrs.set(ir::attr::bias, *bias);
          return c.emit(Op::linear, {c.tensor("input")}, std::move(attrs));
        }},
       {"aten::embedding",
        [](const OpCall& c) {
          Attributes attrs;
-         attrs.set("weight", *c.model_tensor("weight"));
+         attrs.set(ir::attr::weight, *c.model_tensor("weight"));
          attrs.set("padding_idx", c.i("padding_idx"));
          attrs.set("scale_grad_by_freq", c.b("scale_grad_by_freq"));
          attrs.set("sparse", c.b("sparse"));
@@ -205,15 +221,15 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
            c.fail("aten::addmm other than a Linear layer's addmm(bias, x, weight.t())");
          }
          Attributes attrs;
-         attrs.set("weight", weight.name);
-         attrs.set("bias", *c.model_tensor("self"));
+         attrs.set(ir::attr::weight, weight.name);
+         attrs.set(ir::attr::bias, *c.model_tensor("self"));
          return c.emit(Op::linear, {c.tensor("mat1")}, std::move(attrs));
        }},
       {"aten::batch_norm",
        [](const OpCall& c) {
          Attributes attrs;
-         if (auto weight = c.model_tensor("weight")) attrs.set("weight", *weight);
-         if (auto bias = c.model_tensor("bias")) attrs.set("bias", *bias);
+         if (auto weight = c.model_tensor("weight")) attrs.set(ir::attr::weight, *weight);
+         if (auto bias = c.model_tensor("bias")) attrs.set(ir::attr::bias, *bias);
          const auto mean = c.model_tensor("running_mean");
          const auto var = c.model_tensor("running_var");
          if (!mean || !var) c.fail("aten::batch_norm without running statistics");
@@ -222,21 +238,22 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
            c.fail("aten::batch_norm whose momentum is " + describe(momentum) +
                   " (momentum None, a cumulative average, cannot be expressed)");
          }
-         attrs.set("running_mean", *mean);
-         attrs.set("running_var", *var);
+         attrs.set(ir::attr::running_mean, *mean);
+         attrs.set(ir::attr::running_var, *var);
          attrs.set("eps", c.f("eps"));
          attrs.set("momentum", *scalar_of(momentum));
          // The traced num_batches_tracked.add_(1) is dropped: the runtime counts batches.
          const std::string counter = mean->substr(0, mean->rfind('.') + 1) + "num_batches_tracked";
-         if (c.interpreter.graph().has_tensor(counter)) attrs.set("num_batches_tracked", counter);
+         if (c.interpreter.graph().has_tensor(counter))
+           attrs.set(ir::attr::num_batches_tracked, counter);
          return c.emit(Op::batch_norm, {c.tensor("input")}, std::move(attrs));
        }},
       {"aten::layer_norm",
        [](const OpCall& c) {
          Attributes attrs;
          attrs.set("normalized_shape", c.ints("normalized_shape"));
-         if (auto weight = c.model_tensor("weight")) attrs.set("weight", *weight);
-         if (auto bias = c.model_tensor("bias")) attrs.set("bias", *bias);
+         if (auto weight = c.model_tensor("weight")) attrs.set(ir::attr::weight, *weight);
+         if (auto bias = c.model_tensor("bias")) attrs.set(ir::attr::bias, *bias);
          attrs.set("eps", c.f("eps"));
          return c.emit(Op::layer_norm, {c.tensor("input")}, std::move(attrs));
        }},
@@ -352,17 +369,9 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
        }},
       {"aten::cat",
        [](const OpCall& c) {
-         const SymValue& list = c.arg("tensors");
-         if (!list.is(Kind::sequence)) c.fail("aten::cat of " + describe(list));
-         std::vector<ir::ValueId> inputs;
-         for (const SymValue& item : list.items) {
-           const auto input = c.operand(item);
-           if (!input) c.fail("aten::cat of " + describe(item));
-           inputs.push_back(*input);
-         }
          Attributes attrs;
          attrs.set("dim", c.i("dim"));
-         return c.emit(Op::cat, std::move(inputs), std::move(attrs));
+         return c.emit(Op::cat, tensor_list(c), std::move(attrs));
        }},
       {"aten::dropout", [](const OpCall& c) { return dropout(c, false); }},
       {"aten::feature_dropout", [](const OpCall& c) { return dropout(c, true); }},
@@ -373,6 +382,14 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
       {"aten::matmul", [](const OpCall& c) { return matmul(c, "other"); }},
       {"aten::mm", [](const OpCall& c) { return matmul(c, "mat2"); }},
       {"aten::bmm", [](const OpCall& c) { return matmul(c, "mat2"); }},
+      {"aten::einsum",
+       [](const OpCall& c) {
+         // A binary op for placement (coremltools observes the operands of torch.einsum);
+         // a contraction path (1.13's optional argument) only changes the evaluation order.
+         Attributes attrs;
+         attrs.set("equation", c.s("equation"));
+         return c.emit(Op::einsum, tensor_list(c), std::move(attrs));
+       }},
       // Value-preserving ops: the IR has no memory layout or autograd detachment.
       {"aten::contiguous", pass_through},
       {"aten::clone", pass_through},

@@ -7,6 +7,7 @@
 #include "capture_error.h"
 #include "linquant/common/error.h"
 #include "linquant/frontend/capture.h"
+#include "linquant/ir/attribute_keys.h"
 #include "node_emit.h"
 #include "sequential_layers.h"
 
@@ -80,7 +81,7 @@ class SequentialCapture {
           return {any.forward(inputs.at(0))};
         });
     ir::Attributes attrs;
-    attrs.set("module", scope.module_name);
+    attrs.set(ir::attr::module, scope.module_name);
     return emit_node(graph_, ir::Op::float_module, {input}, std::move(attrs), scope)[0];
   }
 

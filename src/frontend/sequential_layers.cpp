@@ -16,6 +16,7 @@
 
 #include "capture_error.h"
 #include "linquant/frontend/capture.h"
+#include "linquant/ir/attribute_keys.h"
 #include "node_emit.h"
 
 namespace linquant::frontend {
@@ -60,8 +61,8 @@ ir::ValueId conv(const Layer& layer, const Impl& module) {
     layer.fail("padding \"same\" (use explicit padding sizes)");
   }
   Attributes attrs;
-  attrs.set("weight", layer.tensor("weight"));
-  if (options.bias()) attrs.set("bias", layer.tensor("bias"));
+  attrs.set(ir::attr::weight, layer.tensor("weight"));
+  if (options.bias()) attrs.set(ir::attr::bias, layer.tensor("bias"));
   attrs.set("stride", to_vector(options.stride()));
   attrs.set("padding", padding);
   attrs.set("dilation", to_vector(options.dilation()));
@@ -85,13 +86,13 @@ ir::ValueId batch_norm(const Layer& layer, const Impl& module) {
   }
   Attributes attrs;
   if (options.affine()) {
-    attrs.set("weight", layer.tensor("weight"));
-    attrs.set("bias", layer.tensor("bias"));
+    attrs.set(ir::attr::weight, layer.tensor("weight"));
+    attrs.set(ir::attr::bias, layer.tensor("bias"));
   }
-  attrs.set("running_mean", layer.tensor("running_mean"));
-  attrs.set("running_var", layer.tensor("running_var"));
+  attrs.set(ir::attr::running_mean, layer.tensor("running_mean"));
+  attrs.set(ir::attr::running_var, layer.tensor("running_var"));
   if (layer.graph.has_tensor(layer.tensor("num_batches_tracked"))) {
-    attrs.set("num_batches_tracked", layer.tensor("num_batches_tracked"));
+    attrs.set(ir::attr::num_batches_tracked, layer.tensor("num_batches_tracked"));
   }
   attrs.set("eps", options.eps());
   attrs.set("momentum", *options.momentum());
@@ -169,8 +170,8 @@ const std::vector<Rule>& rules() {
       rule<nn::ConvTranspose2dImpl>([](const Layer& l, const auto& m) { return conv<2>(l, m); }),
       rule<nn::LinearImpl>([](const Layer& l, const nn::LinearImpl& m) {
         Attributes attrs;
-        attrs.set("weight", l.tensor("weight"));
-        if (m.options.bias()) attrs.set("bias", l.tensor("bias"));
+        attrs.set(ir::attr::weight, l.tensor("weight"));
+        if (m.options.bias()) attrs.set(ir::attr::bias, l.tensor("bias"));
         return l.emit(Op::linear, std::move(attrs));
       }),
       rule<nn::BatchNorm1dImpl>([](const Layer& l, const auto& m) { return batch_norm(l, m); }),
@@ -179,8 +180,8 @@ const std::vector<Rule>& rules() {
         Attributes attrs;
         attrs.set("normalized_shape", m.options.normalized_shape());
         if (m.options.elementwise_affine()) {
-          attrs.set("weight", l.tensor("weight"));
-          attrs.set("bias", l.tensor("bias"));
+          attrs.set(ir::attr::weight, l.tensor("weight"));
+          attrs.set(ir::attr::bias, l.tensor("bias"));
         }
         attrs.set("eps", m.options.eps());
         return l.emit(Op::layer_norm, std::move(attrs));

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 
 namespace linquant::ir {
 
@@ -142,6 +143,17 @@ std::string Graph::unique_node_name(const std::string& base) const {
 bool Graph::is_float_tensor(ValueId id) const {
   const Value& v = value(id);
   return v.type == ValueType::tensor && (!v.dtype || c10::isFloatingType(*v.dtype));
+}
+
+std::string weight_owner_name(const Node& node) {
+  if (node.scope.functional && node.attrs.has(attr::weight)) {
+    const std::string& weight = node.attrs.s(attr::weight);
+    const std::string suffix = ".weight";
+    const bool owned = weight.size() > suffix.size() &&
+                       weight.compare(weight.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return owned ? weight.substr(0, weight.size() - suffix.size()) : weight;
+  }
+  return node.scope.module_name.empty() ? node.name : node.scope.module_name;
 }
 
 }  // namespace linquant::ir

@@ -1,6 +1,7 @@
 // Text form of a graph, for error messages, `linquant inspect` and test failure output.
 #include <sstream>
 
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/ir/graph.h"
 
 namespace linquant::ir {
@@ -33,8 +34,8 @@ std::string to_string(const Graph& graph) {
       text << (k ? ", " : "") << value_ref(graph, node.outputs[k]);
     }
     // A generic op prints as the LibTorch operator it calls.
-    const bool generic = node.op == Op::torch_op && node.attrs.has("schema");
-    text << " = " << (generic ? node.attrs.s("schema") : to_string(node.op));
+    const bool generic = node.op == Op::torch_op && node.attrs.has(ir::attr::schema);
+    text << " = " << (generic ? node.attrs.s(ir::attr::schema) : to_string(node.op));
     bool first = true;
     for (const auto& [key, value] : node.attrs.all()) {
       if (generic && key == "schema") continue;

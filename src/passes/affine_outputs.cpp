@@ -3,6 +3,7 @@
 // per quantizer group: members reached through share-qparams ops follow their group.
 #include <set>
 
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/passes/passes.h"
 #include "op_rules.h"
 
@@ -41,7 +42,8 @@ void make_nonnegative_outputs_affine(ir::Graph& graph) {
   for (const ir::Node& node : graph.nodes()) {
     if (node.op != Op::fake_quantize) continue;
     const ir::Node* producer = producer_before_quantizer(graph, node);
-    if (producer && is_nonnegative_producer(graph, *producer)) affine.insert(node.attrs.s("quantizer"));
+    if (producer && is_nonnegative_producer(graph, *producer))
+      affine.insert(node.attrs.s(ir::attr::quantizer));
   }
   // 2. add/mul with all-affine inputs; cat groups with any symmetric input stay symmetric.
   for (const ir::Node& node : graph.nodes()) {
@@ -57,7 +59,7 @@ void make_nonnegative_outputs_affine(ir::Graph& graph) {
         all_affine = false;
         continue;
       }
-      const std::string& q = in->attrs.s("quantizer");
+      const std::string& q = in->attrs.s(ir::attr::quantizer);
       bool input_affine = is_fixed(graph, q);
       if (!input_affine && affine.count(q)) {
         // In a cat group, a member counts as affine only if its producer is non-negative
@@ -68,7 +70,7 @@ void make_nonnegative_outputs_affine(ir::Graph& graph) {
       }
       all_affine = all_affine && input_affine;
     }
-    const std::string& out_q = out->attrs.s("quantizer");
+    const std::string& out_q = out->attrs.s(ir::attr::quantizer);
     if (all_affine) {
       affine.insert(out_q);
     } else if (node.op == Op::cat) {

@@ -3,6 +3,7 @@
 // of the module that calls them, so a module-name config covers its functional ops too.
 #include <set>
 
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/passes/passes.h"
 #include "op_rules.h"
 
@@ -14,7 +15,7 @@ std::vector<std::string> functional_type_names(const ir::Node& node) {
   // A generic op goes by its operator's name: "aten::mish.out" -> "mish".
   std::string base = ir::to_string(node.op);
   if (node.op == ir::Op::torch_op) {
-    const std::string& schema = node.attrs.s("schema");
+    const std::string& schema = node.attrs.s(ir::attr::schema);
     base = schema.substr(schema.find("::") + 2);
     base = base.substr(0, base.find('.'));
   }

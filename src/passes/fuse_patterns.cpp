@@ -1,6 +1,7 @@
 // Pattern fusion (reference 3.4). BatchNorm after a conv/linear is folded into that node
 // (the QAT Conv-BN math needs both); activations stay separate nodes marked `fused_with`,
 // which tells the placement pass not to quantize between them.
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/passes/passes.h"
 #include "op_rules.h"
 
@@ -33,21 +34,26 @@ bool bn_fits(const ir::Node& root, const ir::Node& bn) {
 void fold_batch_norm(ir::Graph& graph, size_t root_index, size_t bn_index) {
   const ir::Node bn = graph.nodes()[bn_index];
   ir::Node& root = graph.nodes()[root_index];
-  for (const char* key : {"weight", "bias", "running_mean", "running_var"}) {
-    if (bn.attrs.has(key)) root.attrs.set(std::string("bn_") + key, bn.attrs.s(key));
+  const std::pair<const char*, const char*> moved[] = {
+      {ir::attr::weight, ir::attr::bn_weight},
+      {ir::attr::bias, ir::attr::bn_bias},
+      {ir::attr::running_mean, ir::attr::bn_running_mean},
+      {ir::attr::running_var, ir::attr::bn_running_var}};
+  for (const auto& [from, to] : moved) {
+    if (bn.attrs.has(from)) root.attrs.set(to, bn.attrs.s(from));
   }
-  if (bn.attrs.has("num_batches_tracked")) {
-    root.attrs.set("bn_num_batches_tracked", bn.attrs.s("num_batches_tracked"));
+  if (bn.attrs.has(ir::attr::num_batches_tracked)) {
+    root.attrs.set(ir::attr::bn_num_batches_tracked, bn.attrs.s(ir::attr::num_batches_tracked));
   }
-  root.attrs.set("bn_eps", bn.attrs.f("eps"));
-  root.attrs.set("bn_momentum", bn.attrs.f("momentum"));
-  root.attrs.set("bn_module", bn.scope.module_name);
+  root.attrs.set(ir::attr::bn_eps, bn.attrs.f("eps"));
+  root.attrs.set(ir::attr::bn_momentum, bn.attrs.f("momentum"));
+  root.attrs.set(ir::attr::bn_module, bn.scope.module_name);
   graph.replace_uses(bn.outputs[0], root.outputs[0]);
   graph.remove_node(bn_index);
 }
 
 void mark_fused(ir::Graph& graph, size_t act_index, const std::string& root_name) {
-  graph.nodes()[act_index].attrs.set("fused_with", root_name);
+  graph.nodes()[act_index].attrs.set(ir::attr::fused_with, root_name);
 }
 
 }  // namespace
@@ -55,7 +61,7 @@ void mark_fused(ir::Graph& graph, size_t act_index, const std::string& root_name
 void fuse_patterns(ir::Graph& graph, const QConfigTable& qconfigs) {
   for (size_t n = 0; n < graph.nodes().size(); ++n) {
     const ir::Node& node = graph.nodes()[n];
-    if (node.attrs.has("fused_with") || !qconfigs.count(node.name)) continue;
+    if (node.attrs.has(ir::attr::fused_with) || !qconfigs.count(node.name)) continue;
     const std::string root_name = node.name;
 
     if (is_weighted(node) && node.op != Op::embedding) {
@@ -77,7 +83,8 @@ void fuse_patterns(ir::Graph& graph, const QConfigTable& qconfigs) {
       if (act_allowed && next && is_fusable_activation(graph.nodes()[*next], false)) {
         mark_fused(graph, *next, root_name);
       }
-    } else if (node.op == Op::add || node.op == Op::mul || node.op == Op::matmul) {
+    } else if (node.op == Op::add || node.op == Op::mul || node.op == Op::matmul ||
+               node.op == Op::einsum) {
       const auto next = sole_consumer(graph, node);
       if (next && is_fusable_activation(graph.nodes()[*next], true)) mark_fused(graph, *next, root_name);
     } else if (node.op == Op::batch_norm && !node.scope.functional &&

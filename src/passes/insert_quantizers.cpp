@@ -6,6 +6,7 @@
 #include <map>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/passes/passes.h"
 #include "op_rules.h"
 
@@ -47,7 +48,8 @@ class Placer {
  private:
   // The config that governs a node: a fused activation follows the root of its block.
   const OptionalModuleConfig* config_of(const ir::Node& node) const {
-    const std::string& key = node.attrs.has("fused_with") ? node.attrs.s("fused_with") : node.name;
+    const std::string& key =
+        node.attrs.has(ir::attr::fused_with) ? node.attrs.s(ir::attr::fused_with) : node.name;
     const auto it = qconfigs_.find(key);
     return it == qconfigs_.end() ? nullptr : &it->second;
   }
@@ -57,7 +59,8 @@ class Placer {
     const ir::Node& node = graph_.nodes()[n];
     for (size_t user : graph_.consumers(node.outputs[0])) {
       const ir::Node& next = graph_.nodes()[user];
-      if (next.attrs.has("fused_with") && next.attrs.s("fused_with") == node.name) return false;
+      if (next.attrs.has(ir::attr::fused_with) && next.attrs.s(ir::attr::fused_with) == node.name)
+        return false;
     }
     return true;
   }
@@ -81,7 +84,7 @@ class Placer {
     fq.op = Op::fake_quantize;
     fq.name = graph_.unique_node_name(quantizer);
     fq.inputs = {value};
-    fq.attrs.set("quantizer", quantizer);
+    fq.attrs.set(ir::attr::quantizer, quantizer);
     if (const ir::Node* p = producer_of(graph_, value)) fq.scope = p->scope;
     graph_.insert_node(at, fq);
     return at;
@@ -90,19 +93,20 @@ class Placer {
   bool is_module_tensor_of(const ir::Node& node, ir::ValueId input) const {
     const ir::Node* p = producer_of(graph_, input);
     return p && p->op == Op::model_tensor && !node.scope.functional &&
-           p->attrs.s("tensor").rfind(node.scope.module_name + ".", 0) == 0;
+           p->attrs.s(ir::attr::tensor).rfind(node.scope.module_name + ".", 0) == 0;
   }
 
   // The quantizer a fake_quantize node output belongs to, or "" for other values.
   std::string quantizer_of(ir::ValueId value) const {
     const ir::Node* p = producer_of(graph_, value);
-    return p && p->op == Op::fake_quantize ? p->attrs.s("quantizer") : "";
+    return p && p->op == Op::fake_quantize ? p->attrs.s(ir::attr::quantizer) : "";
   }
 
   // Every node using quantizer `from` now uses `to`.
   void merge_quantizers(const std::string& to, const std::string& from) {
     if (to == from) return;
-    for (size_t n : nodes_using_quantizer(graph_, from)) graph_.nodes()[n].attrs.set("quantizer", to);
+    for (size_t n : nodes_using_quantizer(graph_, from))
+      graph_.nodes()[n].attrs.set(ir::attr::quantizer, to);
     graph_.remove_quantizer(from);
   }
 
@@ -114,15 +118,14 @@ class Placer {
 
     if (is_weighted(graph_.nodes()[n]) && qc.weight_dtype != WeightDtype::float32) {
       ir::Node& node = graph_.nodes()[n];
-      const std::string name = (node.scope.module_name.empty() ? node.name : node.scope.module_name) +
-                               ".weight_fake_quant";
+      const std::string name = ir::weight_owner_name(node) + ".weight_fake_quant";
       graph_.add_quantizer(name, ir::QuantizerSpec{weight_options(qc, node.op), true});
-      node.attrs.set("weight_quantizer", name);
+      node.attrs.set(ir::attr::weight_quantizer, name);
     }
     if (qc.activation_dtype != ActivationDtype::quint8) return n;
 
     // Inputs (not for an activation fused to the op before it).
-    if (!graph_.nodes()[n].attrs.has("fused_with")) {
+    if (!graph_.nodes()[n].attrs.has(ir::attr::fused_with)) {
       for (size_t k = 0; k < graph_.nodes()[n].inputs.size(); ++k) {
         const ir::ValueId input = graph_.nodes()[n].inputs[k];
         // Integer and boolean tensors (sizes, indices, masks) carry no activations, and a
@@ -146,7 +149,7 @@ class Placer {
     // Output.
     const ir::Node& node = graph_.nodes()[n];
     if (!graph_.is_float_tensor(node.outputs[0])) return n;
-    const bool fused = node.attrs.has("fused_with");
+    const bool fused = node.attrs.has(ir::attr::fused_with);
     const OutputQuantization rule = fused ? OutputQuantization::own_observer : output_rule(node);
     std::string quantizer;
     switch (rule) {

@@ -4,6 +4,8 @@
 #include <set>
 #include <string>
 
+#include "linquant/ir/attribute_keys.h"
+
 namespace linquant::passes {
 
 using ir::Op;
@@ -18,7 +20,7 @@ bool is_generic_activation(const ir::Node& node) {
   static const std::set<std::string> kActivations = {
       "aten::mish",  "aten::celu",        "aten::selu",  "aten::glu",   "aten::log_sigmoid",
       "aten::prelu", "aten::rrelu",       "aten::hardtanh", "aten::exp2", "aten::elu"};
-  const std::string& schema = node.attrs.s("schema", "");
+  const std::string& schema = node.attrs.s(ir::attr::schema, "");
   return kActivations.count(schema.substr(0, schema.find('.', schema.find("::")))) != 0;
 }
 
@@ -66,7 +68,7 @@ const ir::Node* producer_of(const ir::Graph& graph, ir::ValueId value) {
 bool is_nonnegative_producer(const ir::Graph& graph, const ir::Node& node) {
   const bool relu_like = node.op == Op::relu || (node.op == Op::relu6 && !node.scope.functional);
   if (!relu_like) return false;
-  if (node.attrs.has("fused_with") && !node.inputs.empty()) {
+  if (node.attrs.has(ir::attr::fused_with) && !node.inputs.empty()) {
     const ir::Node* root = producer_of(graph, node.inputs[0]);
     if (root && root->op == Op::batch_norm) return false;
   }
@@ -87,7 +89,8 @@ std::vector<size_t> nodes_using_quantizer(const ir::Graph& graph, const std::str
   std::vector<size_t> result;
   for (size_t n = 0; n < graph.nodes().size(); ++n) {
     const ir::Node& node = graph.nodes()[n];
-    if (node.op == Op::fake_quantize && node.attrs.s("quantizer") == quantizer) result.push_back(n);
+    if (node.op == Op::fake_quantize && node.attrs.s(ir::attr::quantizer) == quantizer)
+      result.push_back(n);
   }
   return result;
 }

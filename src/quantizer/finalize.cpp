@@ -5,15 +5,18 @@
 #include <set>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/quantizer/linear_quantizer.h"
 #include "linquant/runtime/batch_norm_folding.h"
 
 namespace linquant {
 namespace {
 
-const char* const kBatchNormAttributes[] = {"bn_weight",       "bn_bias",    "bn_running_mean",
-                                            "bn_running_var",  "bn_eps",     "bn_momentum",
-                                            "bn_module",       "bn_num_batches_tracked"};
+const char* const kBatchNormAttributes[] = {
+    ir::attr::bn_weight,       ir::attr::bn_bias,
+    ir::attr::bn_running_mean, ir::attr::bn_running_var,
+    ir::attr::bn_eps,          ir::attr::bn_momentum,
+    ir::attr::bn_module,       ir::attr::bn_num_batches_tracked};
 
 class Finalizer {
  public:
@@ -34,35 +37,38 @@ class Finalizer {
   // Folds BatchNorm, snaps the weight onto its grid and records the compression metadata.
   // A module called by several nodes is finalized once; the other nodes copy its attributes.
   void finalize_weighted(ir::Node& node) {
-    if (!node.attrs.has("bn_running_var") && !node.attrs.has("weight_quantizer")) return;
-    const std::string weight_name = node.attrs.s("weight");
+    if (!node.attrs.has(ir::attr::bn_running_var) && !node.attrs.has(ir::attr::weight_quantizer))
+      return;
+    const std::string weight_name = node.attrs.s(ir::attr::weight);
     const auto done = finalized_.find(weight_name);
     if (done != finalized_.end()) {
       node.attrs = done->second;
       return;
     }
     at::Tensor weight = graph_.tensor(weight_name).tensor.detach();
-    at::Tensor bias = node.attrs.has("bias") ? graph_.tensor(node.attrs.s("bias")).tensor.detach() : at::Tensor();
-    const std::string prefix = node.scope.module_name.empty() ? node.name : node.scope.module_name;
-    if (node.attrs.has("bn_running_var")) {
+    at::Tensor bias = node.attrs.has(ir::attr::bias)
+                          ? graph_.tensor(node.attrs.s(ir::attr::bias)).tensor.detach()
+                          : at::Tensor();
+    const std::string prefix = ir::weight_owner_name(node);
+    if (node.attrs.has(ir::attr::bn_running_var)) {
       const runtime::FoldedWeights folded = runtime::fold_batch_norm(graph_, node);
       weight = folded.weight;
       bias = folded.bias;
       for (const char* key : kBatchNormAttributes) node.attrs.erase(key);
     }
-    if (node.attrs.has("weight_quantizer")) weight = snap_to_grid(node, weight, prefix);
+    if (node.attrs.has(ir::attr::weight_quantizer)) weight = snap_to_grid(node, weight, prefix);
     // The final tensors take the names of the ones they replace.
     graph_.add_tensor(weight_name, weight.contiguous(), true);
     if (bias.defined()) {
-      const std::string bias_name = node.attrs.s("bias", prefix + ".bias");
+      const std::string bias_name = node.attrs.s(ir::attr::bias, prefix + ".bias");
       graph_.add_tensor(bias_name, bias.contiguous(), true);
-      node.attrs.set("bias", bias_name);
+      node.attrs.set(ir::attr::bias, bias_name);
     }
     finalized_[weight_name] = node.attrs;
   }
 
   at::Tensor snap_to_grid(ir::Node& node, const at::Tensor& weight, const std::string& prefix) {
-    FakeQuantize fq = prepared_->quantizer(node.attrs.s("weight_quantizer"));
+    FakeQuantize fq = prepared_->quantizer(node.attrs.s(ir::attr::weight_quantizer));
     const FakeQuantizeOptions& options = fq->options();
     // torch's convert calls the weight quantizer once more, on the folded weight.
     if (fq->is_observer_enabled()) fq->activation_post_process->forward(weight);
@@ -71,19 +77,19 @@ class Finalizer {
                                              options.range.quant_min, options.range.quant_max);
     graph_.add_tensor(prefix + ".weight_scale", scale, false);
     graph_.add_tensor(prefix + ".weight_zero_point", zero_point, false);
-    node.attrs.set("weight_scale", prefix + ".weight_scale");
-    node.attrs.set("weight_zero_point", prefix + ".weight_zero_point");
-    node.attrs.set("weight_axis", options.ch_axis);
-    node.attrs.set("weight_quant_min", options.range.quant_min);
-    node.attrs.set("weight_quant_max", options.range.quant_max);
-    node.attrs.set("weight_bits", int64_t{options.range.n_bits()});
-    node.attrs.erase("weight_quantizer");
+    node.attrs.set(ir::attr::weight_scale, prefix + ".weight_scale");
+    node.attrs.set(ir::attr::weight_zero_point, prefix + ".weight_zero_point");
+    node.attrs.set(ir::attr::weight_axis, options.ch_axis);
+    node.attrs.set(ir::attr::weight_quant_min, options.range.quant_min);
+    node.attrs.set(ir::attr::weight_quant_max, options.range.quant_max);
+    node.attrs.set(ir::attr::weight_bits, int64_t{options.range.n_bits()});
+    node.attrs.erase(ir::attr::weight_quantizer);
     return snapped;
   }
 
   // The quantizer's current qparams (from its observer's range) become constants.
   void freeze_activation(ir::Node& node) {
-    const std::string quantizer_name = node.attrs.s("quantizer");
+    const std::string quantizer_name = node.attrs.s(ir::attr::quantizer);
     FakeQuantize fq = prepared_->quantizer(quantizer_name);
     const FakeQuantizeOptions& options = fq->options();
     QParam qparam = options.fixed_qparams.value_or(QParam{});
@@ -92,12 +98,12 @@ class Finalizer {
       qparam = {scale.item<float>(), zero_point.item<int32_t>()};
     }
     node.op = ir::Op::quantize_dequantize;
-    node.attrs.erase("quantizer");
-    node.attrs.set("scale", static_cast<double>(qparam.scale));
-    node.attrs.set("zero_point", int64_t{qparam.zero_point});
-    node.attrs.set("quant_min", options.range.quant_min);
-    node.attrs.set("quant_max", options.range.quant_max);
-    node.attrs.set("activation_quantizer", quantizer_name);  // provenance, for reports
+    node.attrs.erase(ir::attr::quantizer);
+    node.attrs.set(ir::attr::scale, static_cast<double>(qparam.scale));
+    node.attrs.set(ir::attr::zero_point, int64_t{qparam.zero_point});
+    node.attrs.set(ir::attr::quant_min, options.range.quant_min);
+    node.attrs.set(ir::attr::quant_max, options.range.quant_max);
+    node.attrs.set(ir::attr::activation_quantizer, quantizer_name);  // provenance, for reports
   }
 
   ir::Graph& graph_;
@@ -114,7 +120,8 @@ void keep_used_tensors(ir::Graph& graph, bool share) {
     for (const auto& [key, value] : node.attrs.all()) {
       if (const auto* name = std::get_if<std::string>(&value)) used.insert(*name);
     }
-    if (node.op == ir::Op::float_module) float_prefixes.push_back(node.attrs.s("module") + ".");
+    if (node.op == ir::Op::float_module)
+      float_prefixes.push_back(node.attrs.s(ir::attr::module) + ".");
   }
   std::vector<std::pair<std::string, ir::GraphTensor>> entries(graph.tensors().begin(), graph.tensors().end());
   for (const auto& [name, entry] : entries) {

@@ -2,13 +2,14 @@
 #include "linquant/quantizer/report.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/quantizer/linear_quantizer.h"
 
 namespace linquant {
@@ -33,12 +34,13 @@ ReportRow row_for(const std::string& name, const std::string& type, const FakeQu
 
 // The weight the quantizer sees: with a fused BatchNorm, scaled by gamma / sigma.
 at::Tensor effective_weight(const ir::Graph& graph, const ir::Node& node) {
-  at::Tensor weight = graph.tensor(node.attrs.s("weight")).tensor.detach();
-  if (!node.attrs.has("bn_running_var")) return weight;
-  const at::Tensor var = graph.tensor(node.attrs.s("bn_running_var")).tensor.detach();
-  at::Tensor gamma = node.attrs.has("bn_weight") ? graph.tensor(node.attrs.s("bn_weight")).tensor.detach()
-                                                 : at::ones_like(var);
-  const at::Tensor factor = gamma / at::sqrt(var + node.attrs.f("bn_eps"));
+  at::Tensor weight = graph.tensor(node.attrs.s(ir::attr::weight)).tensor.detach();
+  if (!node.attrs.has(ir::attr::bn_running_var)) return weight;
+  const at::Tensor var = graph.tensor(node.attrs.s(ir::attr::bn_running_var)).tensor.detach();
+  at::Tensor gamma = node.attrs.has(ir::attr::bn_weight)
+                         ? graph.tensor(node.attrs.s(ir::attr::bn_weight)).tensor.detach()
+                         : at::ones_like(var);
+  const at::Tensor factor = gamma / at::sqrt(var + node.attrs.f(ir::attr::bn_eps));
   std::vector<int64_t> shape(weight.dim(), 1);
   shape[node.op == ir::Op::conv_transpose ? 1 : 0] = -1;
   return weight * factor.reshape(shape);
@@ -75,11 +77,11 @@ Report LinearQuantizer::report() const {
   const at::NoGradGuard no_grad;
   for (const ir::Node& node : graph.nodes()) {
     if (node.op == ir::Op::fake_quantize) {
-      const std::string& name = node.attrs.s("quantizer");
+      const std::string& name = node.attrs.s(ir::attr::quantizer);
       if (!listed.insert(name).second) continue;
       report.rows.push_back(row_for(name, "activation", graph.quantizers().at(name).options, config_));
-    } else if (node.attrs.has("weight_quantizer")) {
-      const std::string& name = node.attrs.s("weight_quantizer");
+    } else if (node.attrs.has(ir::attr::weight_quantizer)) {
+      const std::string& name = node.attrs.s(ir::attr::weight_quantizer);
       if (!listed.insert(name).second) continue;
       const FakeQuantizeOptions& options = graph.quantizers().at(name).options;
       ReportRow row = row_for(node.scope.module_name, "weight", options, config_);

@@ -5,6 +5,8 @@
 
 #include <vector>
 
+#include "linquant/ir/attribute_keys.h"
+
 namespace linquant::runtime {
 
 at::Tensor scale_output_channels(const ir::Node& node, const at::Tensor& weight,
@@ -30,23 +32,23 @@ at::Tensor scale_output_channels(const ir::Node& node, const at::Tensor& weight,
 }
 
 at::Tensor batch_norm_factor(const ir::Graph& graph, const ir::Node& node) {
-  const at::Tensor var = graph.tensor(node.attrs.s("bn_running_var")).tensor;
-  const at::Tensor running_std = at::sqrt(var + node.attrs.f("bn_eps"));
-  if (!node.attrs.has("bn_weight")) return at::reciprocal(running_std);
-  return graph.tensor(node.attrs.s("bn_weight")).tensor / running_std;
+  const at::Tensor var = graph.tensor(node.attrs.s(ir::attr::bn_running_var)).tensor;
+  const at::Tensor running_std = at::sqrt(var + node.attrs.f(ir::attr::bn_eps));
+  if (!node.attrs.has(ir::attr::bn_weight)) return at::reciprocal(running_std);
+  return graph.tensor(node.attrs.s(ir::attr::bn_weight)).tensor / running_std;
 }
 
 at::Tensor folded_bias(const ir::Graph& graph, const ir::Node& node, const at::Tensor& factor) {
   auto tensor = [&](const char* key) { return graph.tensor(node.attrs.s(key)).tensor; };
-  const at::Tensor mean = tensor("bn_running_mean");
-  at::Tensor bias = node.attrs.has("bias") ? tensor("bias") - mean : -mean;
+  const at::Tensor mean = tensor(ir::attr::bn_running_mean);
+  at::Tensor bias = node.attrs.has(ir::attr::bias) ? tensor(ir::attr::bias) - mean : -mean;
   bias = bias * factor;
-  return node.attrs.has("bn_bias") ? bias + tensor("bn_bias") : bias;
+  return node.attrs.has(ir::attr::bn_bias) ? bias + tensor(ir::attr::bn_bias) : bias;
 }
 
 FoldedWeights fold_batch_norm(const ir::Graph& graph, const ir::Node& node) {
   const at::Tensor factor = batch_norm_factor(graph, node).detach();
-  const at::Tensor weight = graph.tensor(node.attrs.s("weight")).tensor.detach();
+  const at::Tensor weight = graph.tensor(node.attrs.s(ir::attr::weight)).tensor.detach();
   return {scale_output_channels(node, weight, factor), folded_bias(graph, node, factor).detach()};
 }
 

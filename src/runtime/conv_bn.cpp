@@ -7,9 +7,10 @@
 
 #include <vector>
 
-#include "linquant/common/error.h"
-#include "linquant/runtime/batch_norm_folding.h"
 #include "channel_divide.h"
+#include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
+#include "linquant/runtime/batch_norm_folding.h"
 #include "run_context.h"
 
 namespace linquant::runtime {
@@ -25,11 +26,11 @@ std::vector<int64_t> channel_shape(const at::Tensor& y) {
 }  // namespace
 
 bool has_fused_batch_norm(const ir::Node& node) {
-  return node.attrs.has("bn_running_mean") || node.attrs.has("bn_running_var");
+  return node.attrs.has(ir::attr::bn_running_mean) || node.attrs.has(ir::attr::bn_running_var);
 }
 
 at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunContext& context) {
-  const at::Tensor& weight = context.tensor(node, "weight");
+  const at::Tensor& weight = context.tensor(node, ir::attr::weight);
   const at::Tensor bias = context.optional_tensor(node, "bias");
   const BatchNormState bn = batch_norm_state(node, context, "bn_");
 

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 #include "run_context.h"
 
 namespace linquant {
@@ -81,7 +82,7 @@ void GraphModuleImpl::register_quantizers() {
   }
   std::map<std::string, int> uses;
   for (const ir::Node& node : graph_.nodes()) {
-    if (node.op == ir::Op::fake_quantize) ++uses[node.attrs.s("quantizer")];
+    if (node.op == ir::Op::fake_quantize) ++uses[node.attrs.s(ir::attr::quantizer)];
   }
   for (const auto& [name, count] : uses) {
     if (count > 1 && quantizers_.count(name)) shared_quantizers_.push_back(quantizers_.at(name));
@@ -95,8 +96,8 @@ void GraphModuleImpl::register_freeze_flags() {
     // The flag lives on the module holding the conv weight, where torch's ConvBn keeps it; a
     // module called by several nodes has one flag.
     std::string module_name = node.scope.module_name;
-    if (node.attrs.has("weight")) {
-      const std::string weight_owner = split_name(node.attrs.s("weight")).first;
+    if (node.attrs.has(ir::attr::weight)) {
+      const std::string weight_owner = split_name(node.attrs.s(ir::attr::weight)).first;
       if (!weight_owner.empty()) module_name = weight_owner;
     }
     auto it = by_module.find(module_name);
@@ -115,7 +116,7 @@ void GraphModuleImpl::check_runnable() {
     try {
       operations_.emplace(&node, runtime::resolve_operator(node));
     } catch (const Error& e) {
-      throw Error("node '" + node.name + "' (" + node.attrs.s("schema", "torch_op") +
+      throw Error("node '" + node.name + "' (" + node.attrs.s(ir::attr::schema, "torch_op") +
                   "): " + e.what());
     }
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 #include "run_context.h"
 
 namespace linquant::runtime {
@@ -34,7 +35,7 @@ auto for_node(const ir::Node& node, F&& f) -> decltype(f()) {
 std::vector<at::Tensor> call_float_module(const ir::Node& node,
                                           const std::vector<at::Tensor>& inputs,
                                           const RunContext& context) {
-  const std::string& name = node.attrs.s("module");
+  const std::string& name = node.attrs.s(ir::attr::module);
   const auto it = context.graph.float_modules().find(name);
   if (it == context.graph.float_modules().end()) {
     throw Error("no callable is registered for float module '" + name + "'");
@@ -67,23 +68,21 @@ FakeQuantize RunContext::quantizer(const ir::Node& node, const std::string& key)
 
 void check_node(const ir::Node& node, const RunContext& context) {
   for_node(node, [&] {
-    for (const char* key : {"weight", "bias", "running_mean", "running_var", "tensor",
-                            "num_batches_tracked", "bn_weight", "bn_bias", "bn_running_mean",
-                            "bn_running_var", "bn_num_batches_tracked"}) {
+    for (const char* key : ir::attr::tensor_keys) {
       context.optional_tensor(node, key);
     }
-    for (const char* key : {"quantizer", "weight_quantizer"}) {
+    for (const char* key : ir::attr::quantizer_keys) {
       if (node.attrs.has(key)) context.quantizer(node, key);
     }
     if (has_fused_batch_norm(node)) {
       if (!ir::op_info(node.op).weighted) throw Error("only weighted ops can fuse BatchNorm");
-      context.tensor(node, "bn_running_mean");
-      context.tensor(node, "bn_running_var");
-      node.attrs.f("bn_eps");
+      context.tensor(node, ir::attr::bn_running_mean);
+      context.tensor(node, ir::attr::bn_running_var);
+      node.attrs.f(ir::attr::bn_eps);
     }
     if (node.op == ir::Op::float_module &&
-        !context.graph.float_modules().count(node.attrs.s("module"))) {
-      throw Error("no callable is registered for float module '" + node.attrs.s("module") +
+        !context.graph.float_modules().count(node.attrs.s(ir::attr::module))) {
+      throw Error("no callable is registered for float module '" + node.attrs.s(ir::attr::module) +
                   "' (ir::Graph::add_float_module)");
     }
     const bool many_outputs = node.op == ir::Op::float_module || node.op == ir::Op::torch_op ||
@@ -132,7 +131,7 @@ std::vector<c10::IValue> run_node(const ir::Node& node, std::vector<c10::IValue>
       case ir::Op::fake_quantize:
         // Shape recording must not move observers.
         if (context.record_only) return {tensors.at(0)};
-        return {context.quantizer(node, "quantizer")->forward(tensors.at(0))};
+        return {context.quantizer(node, ir::attr::quantizer)->forward(tensors.at(0))};
       case ir::Op::float_module: {
         std::vector<at::Tensor> outputs = call_float_module(node, tensors, context);
         if (outputs.size() != node.outputs.size()) {
@@ -216,7 +215,8 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
       const at::Tensor value = read(node, input).toTensor();
       store(quantize.outputs[0], for_node(quantize, [&] {
               const float cap = node.op == ir::Op::relu6 ? 6.0f : kReluUncapped;
-              return context.quantizer(quantize, "quantizer")->forward_after_relu(value, cap);
+              return context.quantizer(quantize, ir::attr::quantizer)
+                  ->forward_after_relu(value, cap);
             }));
       if (last_use[static_cast<size_t>(input)] == n) release(input);
       ++n;

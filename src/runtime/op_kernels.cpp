@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/quant/fake_quantize.h"
 #include "run_context.h"
 
@@ -123,10 +124,10 @@ at::Tensor layer_norm(const ir::Node& node, const at::Tensor& x, const RunContex
 }
 
 at::Tensor quantize_dequantize(const ir::Node& node, const at::Tensor& x) {
-  const at::Tensor scale = at::full({1}, node.attrs.f("scale"), at::kFloat);
-  const at::Tensor zero_point = at::full({1}, node.attrs.i("zero_point"), at::kInt);
-  return fake_quantize(x, scale, zero_point, /*axis=*/-1, node.attrs.i("quant_min"),
-                       node.attrs.i("quant_max"));
+  const at::Tensor scale = at::full({1}, node.attrs.f(ir::attr::scale), at::kFloat);
+  const at::Tensor zero_point = at::full({1}, node.attrs.i(ir::attr::zero_point), at::kInt);
+  return fake_quantize(x, scale, zero_point, /*axis=*/-1, node.attrs.i(ir::attr::quant_min),
+                       node.attrs.i(ir::attr::quant_max));
 }
 
 }  // namespace
@@ -171,6 +172,8 @@ at::Tensor run_stateless_op(const ir::Node& node, const std::vector<at::Tensor>&
     case Op::mul:
     case Op::div: return binary(node, inputs);
     case Op::matmul: return at::matmul(inputs.at(0), inputs.at(1));
+    case Op::einsum:
+      return at::einsum(node.attrs.s("equation"), inputs);
     case Op::quantize_dequantize: return quantize_dequantize(node, x);
     default: break;
   }

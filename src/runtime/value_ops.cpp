@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 #include "run_context.h"
 
 namespace linquant::runtime {
@@ -64,7 +65,7 @@ std::vector<c10::IValue> unpack(const c10::IValue& value, size_t expected) {
 }  // namespace
 
 torch::jit::Operation resolve_operator(const ir::Node& node) {
-  const std::string& schema = node.attrs.s("schema");
+  const std::string& schema = node.attrs.s(ir::attr::schema);
   const size_t dot = schema.find('.', schema.find("::") + 2);
   const c10::OperatorName name{schema.substr(0, dot),
                                dot == std::string::npos ? "" : schema.substr(dot + 1)};
@@ -98,9 +99,12 @@ std::vector<c10::IValue> run_value_op(const ir::Node& node, std::vector<c10::IVa
       }
       return stack;
     }
-    case ir::Op::constant: return {node.attrs.constant("value")};
-    case ir::Op::model_tensor: return {context.graph.tensor(node.attrs.s("tensor")).tensor};
-    case ir::Op::list: return {make_list(node.attrs.s("element_type"), inputs)};
+    case ir::Op::constant:
+      return {node.attrs.constant(ir::attr::value)};
+    case ir::Op::model_tensor:
+      return {context.graph.tensor(node.attrs.s(ir::attr::tensor)).tensor};
+    case ir::Op::list:
+      return {make_list(node.attrs.s(ir::attr::element_type), inputs)};
     case ir::Op::unpack: return unpack(inputs.at(0), node.outputs.size());
     default: throw Error("is not a value op");
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "linquant/common/error.h"
+#include "linquant/ir/attribute_keys.h"
 #include "run_context.h"
 
 namespace linquant::runtime {
@@ -88,13 +89,13 @@ at::Tensor apply_weighted(const ir::Node& node, const at::Tensor& x, const at::T
 
 at::Tensor quantize_weight(const ir::Node& node, const at::Tensor& weight,
                            const RunContext& context) {
-  if (context.record_only || !node.attrs.has("weight_quantizer")) return weight;
-  return context.quantizer(node, "weight_quantizer")->forward(weight);
+  if (context.record_only || !node.attrs.has(ir::attr::weight_quantizer)) return weight;
+  return context.quantizer(node, ir::attr::weight_quantizer)->forward(weight);
 }
 
 at::Tensor run_weighted(const ir::Node& node, const at::Tensor& x, const RunContext& context) {
   if (has_fused_batch_norm(node)) return run_conv_bn(node, x, context);
-  const at::Tensor weight = quantize_weight(node, context.tensor(node, "weight"), context);
+  const at::Tensor weight = quantize_weight(node, context.tensor(node, ir::attr::weight), context);
   return apply_weighted(node, x, weight, context.optional_tensor(node, "bias"));
 }
 

@@ -1,7 +1,7 @@
 // coverage_driver: runs one model of the coverage sweep (scripts/coverage_sweep.sh) through
 // the whole public linquant pipeline and records how far it got, and why not further.
 //
-// usage: coverage_driver MODEL_DIR [--steps 20] [--threads 1]
+// usage: coverage_driver MODEL_DIR [--steps 20] [--threads 1] [--fp32]
 //
 // MODEL_DIR holds model.pt (TorchScript) and inputs.pt (the example tensors), as written
 // by tests/coverage/coverage_models.py. The stages, each timed, each with its exceptions
@@ -12,9 +12,9 @@
 //              [0, 2, 15, 15]
 //   prepare    quantizer.prepare(example inputs)
 //   qat        --steps steps of quantizer.step() + SGD (lr 1e-3) on the MSE between the
-//              prepared model's outputs and fixed random targets of the same shapes; float
-//              inputs get fresh randn data of the example shape every step, integer inputs
-//              random ids in [0, max of the example)
+//              prepared model's outputs and fixed random targets of the same shapes, at
+//              batch 8 (the examples are batch 2); float inputs get fresh randn data every
+//              step, integer inputs random ids in [0, max of the example)
 //   finalize   quantizer.finalize()
 //   export     linquant::coreml::save(finalized, MODEL_DIR/model.mlpackage): iOS17, fp16,
 //              the example input shapes at batch 1
@@ -31,6 +31,9 @@
 // finalized graph produces, that quantizer's scale (the step the checker measures errors in).
 // The exit code is 0 when every stage passed, 1 when one failed, 2 for a usage error.
 #include <ATen/ATen.h>
+#include <linquant/export/coreml/save.h>
+#include <linquant/linquant.h>
+#include <linquant/quantizer/linear_quantizer.h>
 #include <torch/optim/sgd.h>
 #include <torch/script.h>
 
@@ -46,21 +49,21 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include <linquant/export/coreml/save.h>
-#include <linquant/linquant.h>
-#include <linquant/quantizer/linear_quantizer.h>
-
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+// QAT runs at batch 8 whatever batch the model was traced at (2): BatchNorm statistics over two
+// samples of 1x1 feature maps make float PyTorch training diverge too (regnet, efficientnet),
+// and a batch other than the traced one checks that captured shapes are computed at run time.
+constexpr int64_t kTrainBatch = 8;
 
 const std::vector<std::string> kStages = {"load",     "capture", "prepare", "qat",
                                           "finalize", "export",  "output"};
@@ -80,7 +83,8 @@ std::string truncated(const std::string& text, size_t limit = 4000) {
 std::vector<char> read_bytes(const fs::path& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw std::runtime_error("cannot open " + path.string());
-  return std::vector<char>((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  return std::vector<char>((std::istreambuf_iterator<char>(file)),
+                           std::istreambuf_iterator<char>());
 }
 
 void write_bytes(const fs::path& path, const std::vector<char>& bytes) {
@@ -99,10 +103,10 @@ std::vector<at::Tensor> tensors_of(const c10::IValue& value) {
   } else if (value.isList()) {
     for (const c10::IValue& item : value.toListRef()) tensors.push_back(item.toTensor());
   } else if (value.isTuple()) {
-    for (const c10::IValue& item : value.toTupleRef().elements()) tensors.push_back(item.toTensor());
+    for (const c10::IValue& item : value.toTupleRef().elements())
+      tensors.push_back(item.toTensor());
   } else {
-    throw std::runtime_error("inputs.pt holds a " + value.tagKind() +
-                             ", not a list of tensors");
+    throw std::runtime_error("inputs.pt holds a " + value.tagKind() + ", not a list of tensors");
   }
   return tensors;
 }
@@ -135,15 +139,16 @@ json graph_summary(const linquant::ir::Graph& graph) {
   int64_t weight = 0;
   int64_t activation = 0;
   for (const auto& [name, spec] : graph.quantizers()) (spec.is_weight ? weight : activation)++;
-  return {{"nodes", graph.nodes().size()},
-          {"nodes_without_quantizers", static_cast<int64_t>(graph.nodes().size()) - quantizer_nodes},
-          {"nodes_by_op", by_op},
-          {"inputs", graph.inputs().size()},
-          {"outputs", graph.outputs().size()},
-          {"tensors", graph.tensors().size()},
-          {"float_modules", graph.float_modules().size()},
-          {"weight_quantizers", weight},
-          {"activation_quantizers", activation}};
+  return {
+      {"nodes", graph.nodes().size()},
+      {"nodes_without_quantizers", static_cast<int64_t>(graph.nodes().size()) - quantizer_nodes},
+      {"nodes_by_op", by_op},
+      {"inputs", graph.inputs().size()},
+      {"outputs", graph.outputs().size()},
+      {"tensors", graph.tensors().size()},
+      {"float_modules", graph.float_modules().size()},
+      {"weight_quantizers", weight},
+      {"activation_quantizers", activation}};
 }
 
 // For each graph output: the qparams of the quantize_dequantize node producing it, or null.
@@ -167,16 +172,19 @@ json output_quantizers(const linquant::ir::Graph& graph) {
 }
 
 // Fresh inputs like the examples: randn for float tensors, ids in [0, max) for integer ones.
-std::vector<at::Tensor> random_like(const std::vector<at::Tensor>& examples) {
+// Fresh random inputs shaped like the examples but with `batch` rows.
+std::vector<at::Tensor> random_like(const std::vector<at::Tensor>& examples, int64_t batch) {
   std::vector<at::Tensor> inputs;
   for (const at::Tensor& example : examples) {
+    std::vector<int64_t> shape = example.sizes().vec();
+    shape[0] = batch;
     if (at::isFloatingType(example.scalar_type())) {
-      inputs.push_back(at::randn(example.sizes(), example.options()));
+      inputs.push_back(at::randn(shape, example.options()));
     } else if (example.scalar_type() == at::kBool) {
-      inputs.push_back(at::randint(0, 2, example.sizes(), example.options()));
+      inputs.push_back(at::randint(0, 2, shape, example.options()));
     } else {
       const int64_t high = std::max<int64_t>(1, example.max().item<int64_t>());
-      inputs.push_back(at::randint(0, high, example.sizes(), example.options()));
+      inputs.push_back(at::randint(0, high, shape, example.options()));
     }
   }
   return inputs;
@@ -187,7 +195,8 @@ std::vector<at::Tensor> batch_one(const std::vector<at::Tensor>& examples) {
   std::vector<at::Tensor> inputs;
   for (const at::Tensor& example : examples) {
     at::Tensor first = example.narrow(0, 0, 1).clone();
-    if (at::isFloatingType(first.scalar_type())) first = first.to(at::kHalf).to(first.scalar_type());
+    if (at::isFloatingType(first.scalar_type()))
+      first = first.to(at::kHalf).to(first.scalar_type());
     inputs.push_back(first);
   }
   return inputs;
@@ -196,6 +205,7 @@ std::vector<at::Tensor> batch_one(const std::vector<at::Tensor>& examples) {
 struct Driver {
   fs::path dir;
   int steps = 20;
+  linquant::coreml::ComputePrecision precision = linquant::coreml::ComputePrecision::Float16;
   json result;
 
   void write_result() const {
@@ -307,8 +317,9 @@ struct Driver {
               }) &&
         stage("export",
               [&] {
-                linquant::coreml::SaveOptions options;  // iOS17, fp16
+                linquant::coreml::SaveOptions options;  // iOS17, fp16 unless --fp32
                 options.overwrite = true;
+                options.precision = precision;
                 for (const at::Tensor& example : examples) {
                   std::vector<int64_t> shape = example.sizes().vec();
                   shape[0] = 1;
@@ -326,12 +337,45 @@ struct Driver {
           write_bytes(dir / "finalized_input.pt", torch::jit::pickle_save(as_tuple(inputs)));
           write_bytes(dir / "finalized_output.pt", torch::jit::pickle_save(as_tuple(outputs)));
           result["finalized_outputs"] = describe(outputs);
+          result["noise_floor"] = noise_floor(*finalized, inputs, outputs);
         });
     if (ok) {
       result["stage_reached"] = "done";
       write_result();
     }
     return ok ? 0 : 1;
+  }
+
+  // How far the finalized model's own outputs move when its parameters change by the rounding
+  // error of the exported program's arithmetic (about one part in a million for fp32, as
+  // another summation order changes a convolution's result; half an fp16 ulp, 2^-11, for
+  // fp16): the largest absolute change over three perturbations, per output. A quantized model
+  // amplifies such noise where a value crosses a rounding boundary, and so does every other
+  // implementation of the same arithmetic (Core ML's included): its error is judged against this
+  // floor.
+  json noise_floor(linquant::GraphModuleImpl& model, const std::vector<at::Tensor>& inputs,
+                   const std::vector<at::Tensor>& outputs) {
+    const double relative =
+        precision == linquant::coreml::ComputePrecision::Float16 ? 1.0 / 2048 : 1e-6;
+    std::vector<double> largest(outputs.size(), 0.0);
+    std::vector<std::pair<at::Tensor, at::Tensor>> saved;  // parameter, original values
+    for (const at::Tensor& p : model.parameters()) {
+      if (at::isFloatingType(p.scalar_type())) saved.emplace_back(p, p.detach().clone());
+    }
+    for (int trial = 0; trial < 3; ++trial) {
+      for (auto& [p, original] : saved) {
+        p.detach().copy_(original *
+                         (1.0 + relative * at::randn(original.sizes(), original.options())));
+      }
+      const std::vector<at::Tensor> moved = model.forward(inputs);
+      for (size_t k = 0; k < outputs.size() && k < moved.size(); ++k) {
+        const double change =
+            (moved[k].to(at::kDouble) - outputs[k].to(at::kDouble)).abs().max().item<double>();
+        largest[k] = std::max(largest[k], change);
+      }
+    }
+    for (auto& [p, original] : saved) p.detach().copy_(original);
+    return largest;
   }
 
   void train(linquant::LinearQuantizer& q, linquant::GraphModule& model,
@@ -342,7 +386,7 @@ struct Driver {
     json losses = json::array();
     for (int step = 0; step < steps; ++step) {
       q.step();
-      const std::vector<at::Tensor> outputs = model->forward(random_like(examples));
+      const std::vector<at::Tensor> outputs = model->forward(random_like(examples, kTrainBatch));
       if (targets.empty()) {
         for (const at::Tensor& out : outputs) {
           targets.push_back(at::randn(out.sizes(), at::kFloat));
@@ -368,7 +412,7 @@ struct Driver {
 };
 
 int usage() {
-  std::cerr << "usage: coverage_driver MODEL_DIR [--steps 20] [--threads 1]\n";
+  std::cerr << "usage: coverage_driver MODEL_DIR [--steps 20] [--threads 1] [--fp32]\n";
   return 2;
 }
 
@@ -385,6 +429,8 @@ int main(int argc, char** argv) {
       const int value = std::atoi(argv[++i]);
       if (value < (arg == "--steps" ? 0 : 1)) return usage();
       (arg == "--steps" ? driver.steps : threads) = value;
+    } else if (arg == "--fp32") {  // a Float32 program: tells fp16 rounding from mapping errors
+      driver.precision = linquant::coreml::ComputePrecision::Float32;
     } else {
       return usage();
     }

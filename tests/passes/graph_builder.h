@@ -37,6 +37,17 @@ class GraphBuilder {
     return add(node);
   }
 
+  // An Embedding module reading integer ids (the value's recorded dtype says so).
+  ir::ValueId embedding(ir::ValueId ids, const std::string& module) {
+    graph_.value(ids).dtype = at::kLong;
+    ir::Node node = leaf(ir::Op::embedding, {ids}, module, "Embedding");
+    node.attrs.set("weight", tensor(module + ".weight", {10, 4}, true));
+    node.attrs.set("padding_idx", int64_t{-1});
+    node.attrs.set("scale_grad_by_freq", false);
+    node.attrs.set("sparse", false);
+    return add(node);
+  }
+
   ir::ValueId bn(ir::ValueId x, const std::string& module, const std::string& type = "BatchNorm2d") {
     ir::Node node = leaf(ir::Op::batch_norm, {x}, module, type);
     node.attrs.set("weight", tensor(module + ".weight", {4}, true));

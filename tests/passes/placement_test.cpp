@@ -206,6 +206,46 @@ TEST(Placement, StandaloneBatchNormReluStaysSymmetric) {
   EXPECT_EQ(prepared(b.finish({y})), "fq:0:s batch_norm +relu fq:1:s");
 }
 
+// Reference 3.4, binary rows: torch.einsum is quantized like matmul: its operands are
+// observed, it has its own output observer, and an activation module after it fuses (one
+// quantizer after the activation, affine after ReLU).
+TEST(Placement, EinsumObservesOperandsAndFusesActivation) {
+  GraphBuilder b;
+  const auto x = b.input();
+  const auto q = b.linear(x, "q");
+  const auto k = b.op(Op::permute, {x});
+  ir::Attributes equation;
+  equation.set("equation", std::string("bhid,bhjd->bhij"));
+  const auto e = b.op(Op::einsum, {q, k}, "", "", equation);
+  const auto y = b.op(Op::relu, {e}, "relu", "ReLU");
+  EXPECT_EQ(prepared(b.finish({y})),
+            "fq:0:s linear[w:s0] fq:1:s permute fq:2:s einsum +relu fq:3:a");
+}
+
+// Reference 3.4, Embedding row: a per-channel weight quantizer on axis 0; the integer ids and
+// the output are not observed, so the only activation quantizers are the linear's.
+TEST(Placement, EmbeddingQuantizesOnlyItsWeight) {
+  GraphBuilder b;
+  const auto ids = b.input("ids");
+  const auto y = b.linear(b.embedding(ids, "emb"), "fc");
+  EXPECT_EQ(prepared(b.finish({y})), "embedding[w:s0] fq:0:s linear[w:s0] fq:1:s");
+}
+
+// Reference 3.4, activation rows: activations linquant runs as generic LibTorch operators
+// (nn.Mish, F.celu) follow the same rules as the built-in ones: a module fuses after conv,
+// a functional activation fuses after a binary op, each with one own output quantizer.
+TEST(Placement, GenericActivationsFuseLikeBuiltInOnes) {
+  GraphBuilder b;
+  const auto x = b.input();
+  ir::Attributes mish;
+  mish.set("schema", std::string("aten::mish"));
+  const auto m = b.op(Op::torch_op, {b.conv(x, "c1")}, "act", "Mish", mish);
+  ir::Attributes celu;
+  celu.set("schema", std::string("aten::celu"));
+  const auto y = b.op(Op::torch_op, {b.op(Op::add, {m, x})}, "", "", celu);
+  EXPECT_EQ(prepared(b.finish({y})), "fq:0:s conv[w:s0] +torch_op fq:1:s add +torch_op fq:2:s");
+}
+
 TEST(Placement, TypeAndNameConfigsPickRangesAndObservers) {
   LinearQuantizerConfig config;
   config.set_module_type("Linear", ModuleLinearQuantizerConfig()

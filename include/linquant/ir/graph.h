@@ -51,6 +51,12 @@ struct Node {
   Scope scope;
 };
 
+// What a weighted node's weight quantizer ("<owner>.weight_fake_quant") and finalized weight
+// grid ("<owner>.weight_scale") are named after: its module ("layer1.0.conv1"), or for a
+// functional call the owner of the weight tensor ("attn.qkv" for F.linear(x, self.qkv.weight)
+// in module "attn"), so that two calls in one module never share a name.
+std::string weight_owner_name(const Node& node);
+
 // A model tensor the graph refers to by qualified name ("0.weight", "bn1.running_mean").
 struct GraphTensor {
   at::Tensor tensor;
@@ -59,7 +65,7 @@ struct GraphTensor {
 
 // A fake quantizer the prepared graph uses, by name: activation quantizers are named
 // "activation_post_process_<k>" (nodes sharing one name share the quantizer), weight
-// quantizers "<module>.weight_fake_quant".
+// quantizers "<owner>.weight_fake_quant" (weight_owner_name).
 struct QuantizerSpec {
   FakeQuantizeOptions options;
   bool is_weight = false;

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace linquant::ir {
 
@@ -30,8 +31,8 @@ enum class Op {
   silu,
   elu,  // attrs: alpha
   // Pooling.
-  max_pool,           // attrs: kernel_size, stride, padding, dilation, ceil_mode, spatial_dims
-  avg_pool,           // attrs: kernel_size, stride, padding, ceil_mode, count_include_pad, spatial_dims
+  max_pool,  // attrs: kernel_size, stride, padding, dilation, ceil_mode, spatial_dims
+  avg_pool,  // attrs: kernel_size, stride, padding, ceil_mode, count_include_pad, spatial_dims
   adaptive_avg_pool,  // attrs: output_size
   mean,               // attrs: dims, keepdim
   // Shape and data movement.
@@ -48,6 +49,7 @@ enum class Op {
   mul,
   div,
   matmul,
+  einsum,  // attrs: equation; inputs: the operands (torch.einsum's tensor list)
   // Quantization.
   fake_quantize,        // attrs: quantizer (name of the FakeQuantize module)
   quantize_dequantize,  // attrs: scale, zero_point, quant_min, quant_max (finalized activations)
@@ -72,15 +74,24 @@ enum class OutputQuantization {
   not_quantized,    // stays float; quantized only where a quantized op consumes it
 };
 
+// One row of the op table (src/ir/op.cpp): everything the layers below the frontend need to
+// know about an op besides how to run and export it (runtime/op_kernels.cpp and one lowering
+// per exporter, each with a test that every op is covered).
 struct OpInfo {
   const char* name;
   int num_inputs;  // -1: variadic
   bool weighted;
   bool is_activation;  // may fuse after conv/linear (coremltools' activation list + ReLU)
   OutputQuantization output;
+  // Attribute keys the op cannot run without, space-separated ("weight stride padding").
+  const char* required_attributes;
+  // Reads values of any type (ints, lists, None); the other ops read tensors only.
+  bool reads_any_value;
 };
 
 const OpInfo& op_info(Op op);
+// Every op, in declaration order.
+const std::vector<Op>& all_ops();
 std::string to_string(Op op);
 std::optional<Op> parse_op(const std::string& name);
 

@@ -75,7 +75,8 @@ nn::Sequential conv_bn_relu_net() {
 }
 
 // Every remaining mapping on a small 2-D net: transposed, grouped and dilated convolutions,
-// average pools with and without padding in the average, non-global adaptive pooling,
+// average pools with and without padding in the average, adaptive pooling to sizes that
+// do not divide the input (16 -> 3 x 5),
 // BatchNorm1d on [N, C], and the activations the large nets lack.
 nn::Sequential op_zoo_2d() {
   return nn::Sequential(
@@ -85,21 +86,22 @@ nn::Sequential op_zoo_2d() {
           nn::ConvTranspose2dOptions(8, 8, 3).stride(2).padding(1).output_padding(1)),
       nn::ELU(nn::ELUOptions().alpha(0.7)),
       nn::AvgPool2d(nn::AvgPool2dOptions(3).stride(2).padding(1).count_include_pad(false)),
-      nn::SiLU(),
-      nn::Conv2d(nn::Conv2dOptions(8, 8, 3).padding(2).dilation(2).groups(2)),
-      nn::GELU(nn::GELUOptions().approximate("tanh")), nn::AdaptiveAvgPool2d(4), nn::Tanh(),
-      nn::Flatten(), nn::Linear(128, 32), nn::BatchNorm1d(32), nn::Sigmoid(), nn::Dropout(0.2),
-      nn::Linear(32, 10), nn::Softmax(1));
+      nn::SiLU(), nn::Conv2d(nn::Conv2dOptions(8, 8, 3).padding(2).dilation(2).groups(2)),
+      nn::GELU(nn::GELUOptions().approximate("tanh")),
+      nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({3, 5})), nn::Tanh(), nn::Flatten(),
+      nn::Linear(120, 32), nn::BatchNorm1d(32), nn::Sigmoid(), nn::Dropout(0.2), nn::Linear(32, 10),
+      nn::Softmax(1));
 }
 
-// And in 1-D: conv1d, conv_transpose1d, pools over one dimension, relu6 (clip), gelu exact.
+// And in 1-D: conv1d, conv_transpose1d, pools over one dimension (adaptive 8 -> 3), relu6
+// (clip), gelu exact.
 nn::Sequential op_zoo_1d() {
   return nn::Sequential(
       nn::Conv1d(nn::Conv1dOptions(4, 8, 5).stride(2).padding(2)), nn::ReLU6(),
       nn::MaxPool1d(nn::MaxPool1dOptions(3).stride(2).padding(1)),
       nn::ConvTranspose1d(nn::ConvTranspose1dOptions(8, 6, 4).stride(2).padding(1)), nn::GELU(),
-      nn::AvgPool1d(nn::AvgPool1dOptions(2)), nn::AdaptiveAvgPool1d(1), nn::Flatten(),
-      nn::Linear(6, 5), nn::LogSoftmax(1));
+      nn::AvgPool1d(nn::AvgPool1dOptions(2)), nn::AdaptiveAvgPool1d(3), nn::Flatten(),
+      nn::Linear(18, 5), nn::LogSoftmax(1));
 }
 
 ModelSource sequential_source(const std::string& name, nn::Sequential model,
@@ -360,6 +362,7 @@ int main(int argc, char** argv) {
     add_sequential("op_zoo_2d", op_zoo_2d(), {2, 3, 16, 16});
     add_sequential("op_zoo_1d", op_zoo_1d(), {2, 4, 32});
     add_script("residual", "residual_traced.pt", {2, 3, 8, 8});
+    add_script("sequence", "sequence_traced.pt", {2, 5, 6});
 
     json all = json::array();
     for (const ModelSource& source : sources) {

@@ -30,7 +30,7 @@ from package_reading import EXPECTED_VERSION, load_model, load_program, non_cons
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 MODELS = ["tutorial", "conv_bn_relu", "resnet18", "mobilenet_v2", "residual", "op_zoo_2d",
-          "op_zoo_1d"]
+          "op_zoo_1d", "sequence"]
 BASE_VARIANTS = ["float_fp16_ios17", "w8a8_ios17", "w8a8_ios18", "w4_ios18"]
 EXTRA_VARIANTS = {
     "tutorial": ["w8a8_ios17_fp32", "float_fp32_ios17", "float_fp16_ios15"],

@@ -133,6 +133,28 @@ class GenericNet(nn.Module):
         return self.head(tokens.mean(dim=1))
 
 
+class SequenceNet(nn.Module):
+    """Ops the Core ML export rewrites: a bidirectional GRU (unrolled), a 2-layer LSTM (MIL
+    lstm with reordered gates), einsum attention (matmuls), and adaptive pooling to a size
+    that does not divide its input (averaging matrices). Input [B, 5, 6]."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(6, 8)
+        self.gru = nn.GRU(8, 8, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(16, 8, num_layers=2, batch_first=True)
+        self.pool = nn.AdaptiveAvgPool1d(3)
+        self.head = nn.Linear(24, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.proj(x))
+        h, _ = self.gru(h)
+        h, _ = self.lstm(h)
+        scores = torch.einsum("bid,bjd->bij", h, h).softmax(dim=-1)
+        h = torch.einsum("bij,bjd->bdi", scores, h)
+        return self.head(self.pool(h).flatten(1))
+
+
 class Encoder(nn.Module):
     def __init__(self):
         super().__init__()
@@ -227,11 +249,12 @@ def write_all(directory):
     save(directory, "unsupported_scripted", UnsupportedNet().eval(), torch.randn(2, 3, 8, 8),
          "script")
     save_generic(directory)
+    save(directory, "sequence_traced", SequenceNet().eval(), torch.randn(2, 5, 6), "trace")
 
 
 MODELS = ["tutorial_traced", "resnet18_traced", "mobilenet_v2_traced", "residual_traced",
           "residual_scripted", "residual_scripted_train", "unsupported_traced",
-          "unsupported_scripted", "generic_traced"]
+          "unsupported_scripted", "generic_traced", "sequence_traced"]
 
 
 def main():

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "linquant/export/coreml/identifier.h"
+#include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -12,12 +13,13 @@ namespace {
 
 // Bias constants are named after their tensor and shared like weights.
 std::optional<Var> bias_var(const ir::Node& node, LoweringContext& context) {
-  if (!node.attrs.has("bias")) return std::nullopt;
-  const std::string& tensor_name = node.attrs.s("bias");
+  if (!node.attrs.has(ir::attr::bias)) return std::nullopt;
+  const std::string& tensor_name = node.attrs.s(ir::attr::bias);
   auto& cache = context.tensor_vars();
   if (const auto it = cache.find(tensor_name); it != cache.end()) return it->second;
-  const Var var = context.builder().add_const(
-      sanitize_identifier(tensor_name), context.float_tensor(context.model_tensor(node, "bias")));
+  const Var var =
+      context.builder().add_const(sanitize_identifier(tensor_name),
+                                  context.float_tensor(context.model_tensor(node, ir::attr::bias)));
   cache.emplace(tensor_name, var);
   return var;
 }

@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -18,7 +19,7 @@ bool reads_only_shape(const ir::Node& node) {
       "prim::dtype",     "prim::device",   "aten::zeros_like", "aten::ones_like",
       "aten::new_zeros", "aten::new_ones", "aten::new_full",   "aten::full_like",
       "aten::empty_like", "aten::new_empty", "aten::len.Tensor"};
-  return kShapeOnly.count(node.attrs.s("schema", "")) != 0;
+  return kShapeOnly.count(node.attrs.s(ir::attr::schema, "")) != 0;
 }
 
 }  // namespace

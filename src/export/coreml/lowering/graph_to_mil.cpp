@@ -8,6 +8,7 @@
 
 #include "linquant/export/coreml/identifier.h"
 #include "linquant/export/coreml/save.h"
+#include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
 #include "shape_recording.h"
 
@@ -23,16 +24,17 @@ void check_node(const ir::Node& node, Target target) {
                "model LinearQuantizer::finalize() returns");
   }
   if (node.op == ir::Op::float_module) {
-    fail(node, "submodule '" + node.attrs.s("module", "?") + "' is kept as an opaque float call "
-               "(non_traceable_module_names), which cannot be exported to Core ML; capture it "
-               "instead (take it out of non_traceable_module_names)");
+    fail(node, "submodule '" + node.attrs.s(ir::attr::module, "?") +
+                   "' is kept as an opaque float call "
+                   "(non_traceable_module_names), which cannot be exported to Core ML; capture it "
+                   "instead (take it out of non_traceable_module_names)");
   }
   const bool unmapped =
       lowering::find_lowering(node.op) == nullptr ||
       (node.op == ir::Op::torch_op &&
-       lowering::find_torch_op_lowering(node.attrs.s("schema", "")) == nullptr);
+       lowering::find_torch_op_lowering(node.attrs.s(ir::attr::schema, "")) == nullptr);
   if (unmapped) {
-    const std::string op = node.op == ir::Op::torch_op ? node.attrs.s("schema", "torch_op")
+    const std::string op = node.op == ir::Op::torch_op ? node.attrs.s(ir::attr::schema, "torch_op")
                                                        : ir::to_string(node.op);
     std::string where = node.scope.module_name.empty()
                             ? " in the root module (" + node.scope.module_type + ")"

@@ -144,11 +144,14 @@ ProgramBuilder build_program(const ir::Graph& graph, const SaveOptions& options,
 
 // One lowering per op family; each emits the node's ops and defines its outputs.
 using LowerFn = void (*)(const ir::Node& node, LoweringContext& context);
-// nullptr for ops without a Core ML mapping (op_table.cpp).
+// nullptr for ops without a Core ML mapping (op_table.cpp) ...
 LowerFn find_lowering(ir::Op op);
+// ... which say why here (nullptr for the ops that have one).
+const char* unlowered_reason(ir::Op op);
 
 void lower_weighted(const ir::Node& node, LoweringContext& context);      // conv_ops.cpp
 void lower_matmul(const ir::Node& node, LoweringContext& context);        // conv_ops.cpp
+void lower_einsum(const ir::Node& node, LoweringContext& context);        // einsum_ops.cpp
 void lower_activation(const ir::Node& node, LoweringContext& context);    // activation_ops.cpp
 void lower_pool(const ir::Node& node, LoweringContext& context);          // pool_ops.cpp
 void lower_shape_op(const ir::Node& node, LoweringContext& context);      // shape_ops.cpp
@@ -162,6 +165,9 @@ void lower_quantize_dequantize(const ir::Node& node, LoweringContext& context);
 void lower_torch_op(const ir::Node& node, LoweringContext& context);
 void lower_list(const ir::Node& node, LoweringContext& context);
 void lower_unpack(const ir::Node& node, LoweringContext& context);
+// recurrent_ops.cpp
+void lower_lstm(const ir::Node& node, LoweringContext& context);
+void lower_gru(const ir::Node& node, LoweringContext& context);
 // nullptr for operators without a Core ML mapping ("aten::squeeze.dim", then "aten::squeeze").
 LowerFn find_torch_op_lowering(const std::string& schema);
 

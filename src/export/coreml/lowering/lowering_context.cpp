@@ -5,16 +5,17 @@
 #include <utility>
 
 #include "linquant/export/coreml/identifier.h"
+#include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
 
 ActivationQParams ActivationQParams::of(const ir::Node& node) {
   ActivationQParams q;
-  q.scale = node.attrs.f("scale");
-  q.zero_point = node.attrs.i("zero_point");
-  q.quant_min = node.attrs.i("quant_min");
-  q.quant_max = node.attrs.i("quant_max");
+  q.scale = node.attrs.f(ir::attr::scale);
+  q.zero_point = node.attrs.i(ir::attr::zero_point);
+  q.quant_min = node.attrs.i(ir::attr::quant_min);
+  q.quant_max = node.attrs.i(ir::attr::quant_max);
   return q;
 }
 

@@ -1,4 +1,5 @@
 // batch_norm (standalone, with running statistics: inference form) and layer_norm.
+#include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -6,11 +7,11 @@ namespace {
 
 // gamma and beta from the optional `weight` and `bias` tensors.
 void add_affine(const ir::Node& node, const LoweringContext& context, Args& args) {
-  if (node.attrs.has("weight")) {
-    args.push_back({"gamma", context.float_tensor(context.model_tensor(node, "weight"))});
+  if (node.attrs.has(ir::attr::weight)) {
+    args.push_back({"gamma", context.float_tensor(context.model_tensor(node, ir::attr::weight))});
   }
-  if (node.attrs.has("bias")) {
-    args.push_back({"beta", context.float_tensor(context.model_tensor(node, "bias"))});
+  if (node.attrs.has(ir::attr::bias)) {
+    args.push_back({"beta", context.float_tensor(context.model_tensor(node, ir::attr::bias))});
   }
 }
 
@@ -21,9 +22,10 @@ Var batch_norm(const ir::Node& node, LoweringContext& context) {
     fail(node, "batch_norm of a rank-" + std::to_string(rank) + " tensor (Core ML: rank 2 to 5)");
   }
   auto args_for = [&](const Var& input) {
-    Args args = {{"x", input},
-                 {"mean", context.float_tensor(context.model_tensor(node, "running_mean"))},
-                 {"variance", context.float_tensor(context.model_tensor(node, "running_var"))}};
+    Args args = {
+        {"x", input},
+        {"mean", context.float_tensor(context.model_tensor(node, ir::attr::running_mean))},
+        {"variance", context.float_tensor(context.model_tensor(node, ir::attr::running_var))}};
     add_affine(node, context, args);
     args.push_back({"epsilon", context.float_scalar(number_attr(node, "eps"))});
     return args;

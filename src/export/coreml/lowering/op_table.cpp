@@ -1,7 +1,8 @@
-// Which lowering handles each IR op. Ops left out have no Core ML mapping: fake_quantize
-// (a prepared, unfinalized graph) and float_module (an opaque call); graph_to_mil.cpp turns
-// them into errors before anything is built. constant and model_tensor values never depend on
-// the input data and become `const` ops where they are read.
+// Which lowering handles each IR op, and why the few without one have none (fake_quantize:
+// a prepared, unfinalized graph; float_module: an opaque call; graph_to_mil.cpp turns both
+// into errors before anything is built; constant and model_tensor values never depend on the
+// input data and become `const` ops where they are read). Every op is in one of the two
+// switches: tests/export/coreml_save/op_table_test.cpp checks it.
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -14,6 +15,8 @@ LowerFn find_lowering(ir::Op op) {
     case Op::linear:
     case Op::embedding: return lower_weighted;
     case Op::matmul: return lower_matmul;
+    case Op::einsum:
+      return lower_einsum;
     case Op::batch_norm:
     case Op::layer_norm: return lower_normalization;
     case Op::relu:
@@ -47,13 +50,26 @@ LowerFn find_lowering(ir::Op op) {
     case Op::torch_op: return lower_torch_op;
     case Op::list: return lower_list;
     case Op::unpack: return lower_unpack;
-    // Never data-dependent: their values are constants of the program.
     case Op::constant:
     case Op::model_tensor:
     case Op::fake_quantize:
     case Op::float_module: return nullptr;
   }
   return nullptr;
+}
+
+const char* unlowered_reason(ir::Op op) {
+  using ir::Op;
+  switch (op) {
+    case Op::constant:
+    case Op::model_tensor:
+      return "never depends on the input data: a const op where it is read";
+    case Op::fake_quantize:
+      return "only in prepared graphs: export the finalized model (quantize_dequantize)";
+    case Op::float_module:
+      return "an opaque submodule call: the exporter cannot see inside it";
+    default: return nullptr;
+  }
 }
 
 }  // namespace linquant::coreml::lowering

@@ -1,5 +1,6 @@
 // Pooling and mean: max_pool, avg_pool, adaptive_avg_pool (global -> reduce_mean, exact
-// divisions -> avg_pool) and mean (reduce_mean).
+// divisions -> avg_pool, other sizes -> products with averaging matrices) and mean
+// (reduce_mean).
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -79,6 +80,56 @@ Var reduce_mean(LoweringContext& context, const std::string& name, const Var& x,
                                   type);
 }
 
+// The [out, in] matrix whose row i averages PyTorch's adaptive window i of an axis of length
+// `in`: [floor(i * in / out), ceil((i + 1) * in / out)).
+std::vector<float> adaptive_window_matrix(int64_t in, int64_t out) {
+  std::vector<float> m(static_cast<size_t>(out * in), 0.0f);
+  for (int64_t i = 0; i < out; ++i) {
+    const int64_t begin = i * in / out;
+    const int64_t end = ((i + 1) * in + out - 1) / out;
+    for (int64_t j = begin; j < end; ++j) {
+      m[static_cast<size_t>(i * in + j)] = 1.0f / static_cast<float>(end - begin);
+    }
+  }
+  return m;
+}
+
+// Adaptive pooling whose windows overlap or differ in size (AlexNet's 1 -> 6): a product with
+// one averaging matrix per pooled axis, x @ A_w^T for the last axis and A_h @ x for the one
+// before it (Core ML's matmul broadcasts the rank-2 matrix over the leading dimensions).
+Var adaptive_avg_pool_by_matmul(const ir::Node& node, LoweringContext& context, Var x,
+                                const std::vector<int64_t>& out) {
+  const size_t rank = x.type().rank();
+  if (out.size() > 2) {
+    fail(node,
+         "adaptive pooling of 3 axes to sizes that do not divide the input has no Core "
+         "ML mapping");
+  }
+  for (size_t d = out.size(); d-- > 0;) {
+    const size_t axis = rank - out.size() + d;
+    const bool last_axis = axis == rank - 1;
+    const int64_t in = x.type().shape[axis];
+    const std::vector<float> m = adaptive_window_matrix(in, out[d]);
+    TensorType type = x.type();
+    type.shape[axis] = out[d];
+    const bool final_op = d == 0;
+    const std::string name = final_op ? context.output_name(node)
+                                      : context.helper_name(node, "axis" + std::to_string(axis));
+    const TensorValue matrix = context.float_values({out[d], in}, m);
+    // x @ A^T (transpose_y) for the last axis, A @ x for the one before it.
+    const Args args = last_axis ? Args{{"x", x},
+                                       {"y", matrix},
+                                       {"transpose_x", TensorValue::scalar_bool(false)},
+                                       {"transpose_y", TensorValue::scalar_bool(true)}}
+                                : Args{{"x", matrix},
+                                       {"y", x},
+                                       {"transpose_x", TensorValue::scalar_bool(false)},
+                                       {"transpose_y", TensorValue::scalar_bool(false)}};
+    x = context.builder().add_op("matmul", name, args, final_op ? context.output_type(node) : type);
+  }
+  return x;
+}
+
 Var adaptive_avg_pool(const ir::Node& node, LoweringContext& context) {
   const Var x = context.input(node);
   const std::vector<int64_t>& out = node.attrs.ints("output_size");
@@ -86,25 +137,23 @@ Var adaptive_avg_pool(const ir::Node& node, LoweringContext& context) {
   const size_t rank = x.type().rank();
   if (dims < 1 || rank < dims + 1) fail(node, "output_size does not fit the input's rank");
   bool global = true;
+  bool divides = true;
   std::vector<int32_t> axes;
   std::vector<int64_t> kernel;
   for (size_t d = 0; d < dims; ++d) {
     const size_t axis = rank - dims + d;
     const int64_t in = x.type().shape[axis];
+    if (out[d] < 1) fail(node, "output_size " + std::to_string(out[d]) + " is not positive");
     axes.push_back(static_cast<int32_t>(axis));
     global = global && out[d] == 1;
-    if (out[d] < 1 || in % out[d] != 0) {
-      fail(node, "adaptive pooling from " + std::to_string(in) + " to " + std::to_string(out[d]) +
-                     " is not a whole-window average; Core ML can express global pooling and "
-                     "sizes that divide the input");
-    }
+    divides = divides && in % out[d] == 0;
     kernel.push_back(in / out[d]);
   }
   if (global) {
     return reduce_mean(context, context.output_name(node), x, axes, true,
                        context.output_type(node));
   }
-  if (rank != dims + 2) fail(node, "adaptive pooling to a non-global size needs [N, C, *D] input");
+  if (!divides || rank != dims + 2) return adaptive_avg_pool_by_matmul(node, context, x, out);
   std::vector<int64_t> pad(2 * dims, 0);
   return context.builder().add_op(
       "avg_pool", context.output_name(node),

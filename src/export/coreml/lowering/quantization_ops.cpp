@@ -1,6 +1,7 @@
 // Finalized activation quantizers (quantize_dequantize nodes) as iOS17 quantize/dequantize
 // pairs, with coremltools' zero-point rewrites (reference 6.3), the dequantize -> quantize
 // pair elimination, and the integer-reshape fold only where parameters match (Appendix C 1).
+#include <algorithm>
 #include <cmath>
 
 #include "linquant/export/coreml/half.h"
@@ -52,10 +53,19 @@ void check_qparams(const ir::Node& node, const ActivationQParams& q,
     fail(node, "activation scale " + std::to_string(q.scale) + " is not a positive finite number");
   }
   if (context.float_dtype() == DType::Float16) {
+    // The dequantized values must be fp16 numbers too. coremltools keeps a quantize or
+    // dequantize whose scale overflows fp16 in fp32, but the values it hands to the next fp16
+    // op still become inf; no fp16 program computes them, so say so instead of writing one.
+    constexpr double kHalfMax = 65504.0;
+    const double largest = q.scale * static_cast<double>(std::max(q.zero_point - q.quant_min,
+                                                                  q.quant_max - q.zero_point));
     const float h = half_bits_to_float(float_to_half_bits(scale));
-    if (h == 0.0f || std::isinf(h)) {
-      fail(node, "activation scale " + std::to_string(q.scale) + " is not representable in "
-                 "fp16; export with ComputePrecision::Float32");
+    if (h == 0.0f || std::isinf(h) || largest > kHalfMax) {
+      fail(node, "activation scale " + std::to_string(q.scale) + " (values up to " +
+                     std::to_string(largest) +
+                     ") does not fit fp16, whose largest number is "
+                     "65504 and smallest scale 6e-8: an fp16 program would compute inf or 0 "
+                     "here; export with ComputePrecision::Float32");
     }
   }
 }

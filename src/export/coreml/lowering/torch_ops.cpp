@@ -7,6 +7,7 @@
 #include <numeric>
 #include <string>
 
+#include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -125,7 +126,7 @@ void split(const ir::Node& node, LoweringContext& c, int64_t axis, bool squeeze)
   // The piece sizes follow from the recorded input size and the operator's own arguments.
   const int64_t size = x.type().shape.at(static_cast<size_t>(axis));
   std::vector<int32_t> sizes;
-  const std::string& schema = node.attrs.s("schema");
+  const std::string& schema = node.attrs.s(ir::attr::schema);
   if (schema == "aten::chunk") {
     const int64_t chunks = c.constant_int(node, 1);
     const int64_t piece = (size + chunks - 1) / chunks;
@@ -202,7 +203,7 @@ void expand(const ir::Node& node, LoweringContext& c) {
   }
   std::vector<int32_t> reps;
   for (size_t k = 0; k < want.size(); ++k) {
-    if (have[k] != want[k] && have[k] != 1 && node.attrs.s("schema") != "aten::repeat") {
+    if (have[k] != want[k] && have[k] != 1 && node.attrs.s(ir::attr::schema) != "aten::repeat") {
       fail(node, "cannot expand a dimension of size " + std::to_string(have[k]));
     }
     reps.push_back(static_cast<int32_t>(want[k] / std::max<int64_t>(have[k], 1)));
@@ -225,7 +226,7 @@ void pad(const ir::Node& node, LoweringContext& c) {
   }
   std::string mode = "constant";
   double value = 0.0;
-  if (node.attrs.s("schema") == "aten::constant_pad_nd") {
+  if (node.attrs.s(ir::attr::schema) == "aten::constant_pad_nd") {
     value = c.constant_double(node, 2);
   } else {
     mode = c.constant(node, 2).toStringRef();
@@ -322,7 +323,7 @@ void binary(const ir::Node& node, LoweringContext& c, const std::string& mil, bo
   };
   Arg x = operand(0);
   Arg y = operand(1);
-  const std::string& schema = node.attrs.s("schema");
+  const std::string& schema = node.attrs.s(ir::attr::schema);
   if (node.inputs.size() > 2 && (schema.rfind("aten::add", 0) == 0 || schema.rfind("aten::sub", 0) == 0 ||
                                  schema.rfind("aten::rsub", 0) == 0)) {
     const double alpha = c.constant_double(node, 2);
@@ -426,34 +427,63 @@ void layer_norm(const ir::Node& n, LoweringContext& c) {
 
 const std::map<std::string, Lowering>& table() {
   static const std::map<std::string, Lowering> lowerings = {
-      {"aten::reshape", reshape_like},      {"aten::view", reshape_like},
-      {"aten::_unsafe_view", reshape_like}, {"aten::flatten.using_ints", reshape_like},
-      {"aten::squeeze", reshape_like},      {"aten::squeeze.dim", reshape_like},
-      {"aten::unsqueeze", reshape_like},    {"aten::unflatten.int", reshape_like},
-      {"aten::contiguous", pass_through},   {"aten::clone", pass_through},
-      {"aten::detach", pass_through},       {"aten::alias", pass_through},
-      {"aten::dropout", pass_through},      {"aten::type_as", pass_through},
-      {"aten::to.dtype", pass_through},     {"aten::permute", permute},
-      {"aten::transpose.int", transpose},   {"aten::t", transpose},
-      {"aten::select.int", select},         {"aten::slice.Tensor", slice},
-      {"aten::chunk", chunk},               {"aten::split.Tensor", split_op},
-      {"aten::split_with_sizes", split_op}, {"aten::unbind.int", unbind},
-      {"aten::cat", cat},                   {"aten::stack", stack},
-      {"aten::expand", expand},             {"aten::expand_as", expand},
-      {"aten::repeat", expand},             {"aten::constant_pad_nd", pad},
-      {"aten::pad", pad},                   {"aten::roll", roll},
-      {"aten::index.Tensor", index},        {"aten::embedding", embedding},
-      {"aten::add.Tensor", add},            {"aten::add.Scalar", add},
-      {"aten::sub.Tensor", sub},            {"aten::sub.Scalar", sub},
-      {"aten::rsub.Tensor", rsub},          {"aten::rsub.Scalar", rsub},
-      {"aten::mul.Tensor", mul},            {"aten::mul.Scalar", mul},
-      {"aten::div.Tensor", div},            {"aten::div.Scalar", div},
-      {"aten::linear", linear},             {"aten::matmul", matmul},
-      {"aten::bmm", matmul},                {"aten::mean.dim", mean},
-      {"aten::sum.dim_IntList", sum},       {"aten::amax", amax},
-      {"aten::hardtanh", hardtanh},         {"aten::softmax.int", softmax},
-      {"aten::gelu", gelu},                 {"aten::mish", mish},
+      {"aten::reshape", reshape_like},
+      {"aten::view", reshape_like},
+      {"aten::_unsafe_view", reshape_like},
+      {"aten::flatten.using_ints", reshape_like},
+      {"aten::squeeze", reshape_like},
+      {"aten::squeeze.dim", reshape_like},
+      {"aten::unsqueeze", reshape_like},
+      {"aten::unflatten.int", reshape_like},
+      {"aten::contiguous", pass_through},
+      {"aten::clone", pass_through},
+      {"aten::detach", pass_through},
+      {"aten::alias", pass_through},
+      {"aten::dropout", pass_through},
+      {"aten::type_as", pass_through},
+      {"aten::to.dtype", pass_through},
+      {"aten::permute", permute},
+      {"aten::transpose.int", transpose},
+      {"aten::t", transpose},
+      {"aten::select.int", select},
+      {"aten::slice.Tensor", slice},
+      {"aten::chunk", chunk},
+      {"aten::split.Tensor", split_op},
+      {"aten::split_with_sizes", split_op},
+      {"aten::unbind.int", unbind},
+      {"aten::cat", cat},
+      {"aten::stack", stack},
+      {"aten::expand", expand},
+      {"aten::expand_as", expand},
+      {"aten::repeat", expand},
+      {"aten::constant_pad_nd", pad},
+      {"aten::pad", pad},
+      {"aten::roll", roll},
+      {"aten::index.Tensor", index},
+      {"aten::embedding", embedding},
+      {"aten::add.Tensor", add},
+      {"aten::add.Scalar", add},
+      {"aten::sub.Tensor", sub},
+      {"aten::sub.Scalar", sub},
+      {"aten::rsub.Tensor", rsub},
+      {"aten::rsub.Scalar", rsub},
+      {"aten::mul.Tensor", mul},
+      {"aten::mul.Scalar", mul},
+      {"aten::div.Tensor", div},
+      {"aten::div.Scalar", div},
+      {"aten::linear", linear},
+      {"aten::matmul", matmul},
+      {"aten::bmm", matmul},
+      {"aten::mean.dim", mean},
+      {"aten::sum.dim_IntList", sum},
+      {"aten::amax", amax},
+      {"aten::hardtanh", hardtanh},
+      {"aten::softmax.int", softmax},
+      {"aten::gelu", gelu},
+      {"aten::mish", mish},
       {"aten::layer_norm", layer_norm},
+      {"aten::lstm.input", lower_lstm},
+      {"aten::gru.input", lower_gru},
   };
   return lowerings;
 }
@@ -468,8 +498,9 @@ LowerFn find_torch_op_lowering(const std::string& schema) {
 }
 
 void lower_torch_op(const ir::Node& node, LoweringContext& context) {
-  const LowerFn lower = find_torch_op_lowering(node.attrs.s("schema"));
-  if (!lower) fail(node, "operator '" + node.attrs.s("schema") + "' has no Core ML mapping yet");
+  const LowerFn lower = find_torch_op_lowering(node.attrs.s(ir::attr::schema));
+  if (!lower)
+    fail(node, "operator '" + node.attrs.s(ir::attr::schema) + "' has no Core ML mapping yet");
   lower(node, context);
 }
 

@@ -10,6 +10,7 @@
 
 #include "linquant/export/coreml/half.h"
 #include "linquant/export/coreml/identifier.h"
+#include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
@@ -53,17 +54,20 @@ bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 // weight back bit for bit: what finalize() guarantees, and what makes the export lossless.
 GridWeight read_grid_weight(const ir::Node& node, const LoweringContext& context) {
   GridWeight grid;
-  const at::Tensor& weight = context.model_tensor(node, "weight");
+  const at::Tensor& weight = context.model_tensor(node, ir::attr::weight);
   const std::vector<float> w = float_vector(weight);
   grid.shape = weight.sizes().vec();
-  grid.scale = float_vector(context.model_tensor(node, "weight_scale"));
-  const at::Tensor zp = context.model_tensor(node, "weight_zero_point").detach().to(at::kCPU)
-                            .to(at::kInt).contiguous();
+  grid.scale = float_vector(context.model_tensor(node, ir::attr::weight_scale));
+  const at::Tensor zp = context.model_tensor(node, ir::attr::weight_zero_point)
+                            .detach()
+                            .to(at::kCPU)
+                            .to(at::kInt)
+                            .contiguous();
   grid.zero_point.assign(zp.data_ptr<int32_t>(), zp.data_ptr<int32_t>() + zp.numel());
-  grid.axis = node.attrs.i("weight_axis");
-  grid.bits = node.attrs.i("weight_bits");
-  const int64_t qmin = node.attrs.i("weight_quant_min");
-  const int64_t qmax = node.attrs.i("weight_quant_max");
+  grid.axis = node.attrs.i(ir::attr::weight_axis);
+  grid.bits = node.attrs.i(ir::attr::weight_bits);
+  const int64_t qmin = node.attrs.i(ir::attr::weight_quant_min);
+  const int64_t qmax = node.attrs.i(ir::attr::weight_quant_max);
 
   const auto rank = static_cast<int64_t>(grid.shape.size());
   int64_t channels = 1;
@@ -185,18 +189,19 @@ Var blockwise_shift_scale(const ir::Node& node, const GridWeight& grid, const st
 }  // namespace
 
 void check_weight_target(const ir::Node& node, Target target) {
-  if (node.attrs.has("weight_quantizer") || node.attrs.has("bn_running_var")) {
+  if (node.attrs.has(ir::attr::weight_quantizer) || node.attrs.has(ir::attr::bn_running_var)) {
     fail(node, "the graph is prepared but not finalized (weight fake-quantizer or fused "
                "BatchNorm still in place); export the model LinearQuantizer::finalize() returns");
   }
-  if (!node.attrs.has("weight_scale")) return;
-  for (const char* key : {"weight_zero_point", "weight_axis", "weight_quant_min",
-                          "weight_quant_max", "weight_bits"}) {
+  if (!node.attrs.has(ir::attr::weight_scale)) return;
+  for (const char* key :
+       {ir::attr::weight_zero_point, ir::attr::weight_axis, ir::attr::weight_quant_min,
+        ir::attr::weight_quant_max, ir::attr::weight_bits}) {
     if (!node.attrs.has(key)) {
       fail(node, std::string("quantized weight without '") + key + "' metadata");
     }
   }
-  const int64_t bits = node.attrs.i("weight_bits");
+  const int64_t bits = node.attrs.i(ir::attr::weight_bits);
   if (bits != 8 && bits != 4) {
     fail(node, "weights quantized to " + std::to_string(bits) + " bits cannot be exported "
                "(Core ML stores 8-bit and, from iOS18, 4-bit weights)");
@@ -214,15 +219,15 @@ void check_weight_target(const ir::Node& node, Target target) {
 }
 
 Var weight_var(const ir::Node& node, LoweringContext& context) {
-  const std::string& tensor_name = node.attrs.s("weight");
+  const std::string& tensor_name = node.attrs.s(ir::attr::weight);
   auto& cache = context.tensor_vars();
   if (const auto it = cache.find(tensor_name); it != cache.end()) return it->second;
 
   const std::string name = sanitize_identifier(tensor_name);
   Var var;
-  if (!node.attrs.has("weight_scale")) {
+  if (!node.attrs.has(ir::attr::weight_scale)) {
     var = context.builder().add_const(
-        name, context.float_tensor(context.model_tensor(node, "weight")));
+        name, context.float_tensor(context.model_tensor(node, ir::attr::weight)));
   } else {
     const GridWeight grid = read_grid_weight(node, context);
     check_scales(node, grid, context);
