@@ -246,6 +246,28 @@ TEST(Placement, GenericActivationsFuseLikeBuiltInOnes) {
   EXPECT_EQ(prepared(b.finish({y})), "fq:0:s conv[w:s0] +torch_op fq:1:s add +torch_op fq:2:s");
 }
 
+// Reference 3.4: Conv3d + BatchNorm3d + ReLU fuse like their 2-D forms, and the 3-D and 1-D
+// pools are share-qparams ops: they reuse the quantizer of their input.
+TEST(Placement, ThreeAndOneDimensionalFormsFuseAndShareLikeTwoDimensional) {
+  GraphBuilder b;
+  const auto x = b.input();
+  auto h = b.op(Op::relu, {b.bn(b.conv(x, "c3", "Conv3d"), "bn3", "BatchNorm3d")}, "r3", "ReLU");
+  h = b.op(Op::max_pool, {h}, "pool3", "MaxPool3d");
+  h = b.op(Op::relu, {b.bn(b.conv(h, "c1", "Conv1d"), "bn1", "BatchNorm1d")}, "r1", "ReLU");
+  ir::Attributes avg;
+  avg.set("kernel_size", std::vector<int64_t>{2});
+  avg.set("stride", std::vector<int64_t>{2});
+  avg.set("padding", std::vector<int64_t>{0});
+  avg.set("ceil_mode", false);
+  avg.set("count_include_pad", true);
+  avg.set("spatial_dims", int64_t{1});
+  h = b.op(Op::avg_pool, {h}, "pool1", "AvgPool1d", avg);
+  h = b.op(Op::adaptive_avg_pool, {h}, "gap1", "AdaptiveAvgPool1d");
+  EXPECT_EQ(prepared(b.finish({h})),
+            "fq:0:s conv+bn[w:s0] +relu fq:1:a max_pool fq:1:a conv+bn[w:s0] +relu fq:3:a "
+            "avg_pool fq:3:a adaptive_avg_pool fq:3:a");
+}
+
 TEST(Placement, TypeAndNameConfigsPickRangesAndObservers) {
   LinearQuantizerConfig config;
   config.set_module_type("Linear", ModuleLinearQuantizerConfig()

@@ -1,6 +1,7 @@
 // build_program: the MIL program save() writes, checked op by op: coremltools' op sequence
 // for quantized conv-bn-relu (reference 6.5), zero-point rewrites (6.3), weight storage types
 // per target, the integer reshape only where parameters match (Appendix C item 1), names.
+#include "linquant/export/coreml/export_error.h"
 #include "test_graphs.h"
 
 namespace linquant::coreml::testing {
@@ -196,6 +197,39 @@ TEST(BuildProgram, Fp16BeforeIos16CastsAtTheInterface) {
   EXPECT_EQ(op_sequence(program), (Seq{"cast", "relu", "cast"}));
   EXPECT_EQ(program.inputs().at(0).type().dtype, DType::Float32);
   EXPECT_EQ(program.outputs().at(0).type().dtype, DType::Float32);
+}
+
+// An activation range beyond fp16's largest number (scale 300 x 255 = 76500) has no fp16
+// program that computes it: refused with the fix; fp32 holds it.
+TEST(BuildProgram, ActivationRangeBeyondFp16IsRefusedUnlessFp32) {
+  HandGraph g;
+  const auto x = g.input({1, 4});
+  const ir::Graph graph = g.finish({g.qdq(x, 300.0, 0, 0, 255, "wide")});
+  try {
+    build_program(graph);
+    ADD_FAILURE() << "an fp16 program was built";
+  } catch (const ExportError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not fit fp16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Float32"), std::string::npos) << e.what();
+  }
+  SaveOptions fp32;
+  fp32.precision = ComputePrecision::Float32;
+  EXPECT_EQ(op_sequence(build_program(graph, fp32)), (Seq{"quantize", "dequantize"}));
+}
+
+// einsum "bhid,bhjd->bhij" is a batched x @ y^T: y is transposed to [b, h, d, j], one matmul,
+// no reshape (each side has one free and one contracted subscript), and an identity naming the
+// output. Adaptive pooling 5 -> 3 (windows [0,2), [1,4), [3,5)) multiplies by a 3x5 matrix.
+TEST(BuildProgram, EinsumAndUnevenAdaptivePoolingBecomeMatmuls) {
+  HandGraph g;
+  const auto q = g.input({1, 2, 5, 4}, "q");
+  const auto k = g.input({1, 2, 5, 4}, "k");
+  const auto e = g.node(ir::Op::einsum, {q, k}, {1, 2, 5, 5},
+                        attrs({{"equation", std::string("bhid,bhjd->bhij")}}), "scores");
+  const auto p = g.node(ir::Op::adaptive_avg_pool, {e}, {1, 2, 5, 3},
+                        attrs({{"output_size", std::vector<int64_t>{3}}}), "pooled");
+  EXPECT_EQ(op_sequence(build_program(g.finish({p}))),
+            (Seq{"transpose", "matmul", "identity", "matmul"}));
 }
 
 }  // namespace
