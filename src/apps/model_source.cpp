@@ -10,6 +10,7 @@
 #include "app_error.h"
 #include "cli_common.h"
 #include "linquant/frontend/capture.h"
+#include "tensor_storage.h"
 #include "tutorial_models.h"
 
 namespace linquant::apps {
@@ -36,6 +37,7 @@ SourceModel load_source_model(const ModelRecipe& recipe) {
     throw Error(recipe.source_name + ": not a TorchScript model (" +
                 one_line(error.what_without_backtrace()).substr(0, 200) + ")");
   }
+  check_module_storage(*model.script, recipe.source_name);
   return model;
 }
 

@@ -12,6 +12,7 @@
 #include "cli_common.h"
 #include "linquant/common/error.h"
 #include "linquant/common/warning.h"
+#include "tensor_storage.h"
 
 namespace linquant::apps {
 namespace {
@@ -32,7 +33,8 @@ void write_tensors(torch::serialize::OutputArchive& archive, const std::string& 
 }
 
 std::map<std::string, at::Tensor> read_tensors(torch::serialize::InputArchive& archive,
-                                               const std::string& prefix) {
+                                               const std::string& prefix,
+                                               const std::string& file) {
   c10::IValue names_value;
   archive.read(prefix + "_names", names_value);
   std::map<std::string, at::Tensor> tensors;
@@ -40,6 +42,7 @@ std::map<std::string, at::Tensor> read_tensors(torch::serialize::InputArchive& a
   for (size_t i = 0; i < names.size(); ++i) {
     at::Tensor tensor;
     archive.read(prefix + "_" + std::to_string(i), tensor, /*is_buffer=*/true);
+    check_tensor_storage(tensor, names.get(i).toStringRef(), file);
     tensors[names.get(i).toStringRef()] = tensor;
   }
   return tensors;
@@ -172,17 +175,26 @@ LoadedModel load_quantized_model(const std::filesystem::path& file) {
     recipe.source_name = read_string(archive, "source_name");
     at::Tensor torchscript, shape, normalization;
     archive.read("torchscript", torchscript, true);
+    check_tensor_storage(torchscript, "torchscript", name);
     recipe.torchscript = tensor_bytes(torchscript);
     recipe.config = LinearQuantizerConfig::from_json(read_string(archive, "config_json"));
     archive.read("input_shape", shape, true);
+    check_tensor_storage(shape, "input_shape", name);
+    if (shape.scalar_type() != at::kLong || shape.dim() != 1) {
+      throw Error(name + ": the saved input shape is not a list of integers");
+    }
     recipe.input_shape.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());
     archive.read("normalization", normalization, true);
+    check_tensor_storage(normalization, "normalization", name);
+    if (normalization.scalar_type() != at::kFloat || normalization.numel() != 2) {
+      throw Error(name + ": the saved normalization is not two floats");
+    }
     recipe.normalization = {normalization[0].item<float>(), normalization[1].item<float>()};
     archive.read("num_classes", num_classes);
     recipe.num_classes = num_classes.toInt();
     loaded.metadata_json = read_string(archive, "metadata_json");
-    prepared_state = read_tensors(archive, "prepared");
-    finalized_state = read_tensors(archive, "finalized");
+    prepared_state = read_tensors(archive, "prepared", name);
+    finalized_state = read_tensors(archive, "finalized", name);
   } catch (const c10::Error& error) {
     throw Error(name + ": cannot read the saved model (" +
                 one_line(error.what_without_backtrace()).substr(0, 200) + ")");

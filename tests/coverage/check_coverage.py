@@ -19,7 +19,8 @@ For each MODEL_DIR (written by tests/coverage/coverage_driver.cpp) it
      has the scale of the quantizer producing an output, the error in steps of that scale.
      An output passes within 4 steps (quantized; or within the model's own noise floor when
      that is larger: how far LibTorch's output moves when the parameters change by the
-     program's rounding error, result.json "noise_floor") or within 5e-3 of its largest magnitude
+     program's rounding error, result.json "noise_floor"; plus, for an fp16 output, the half
+     ulp by which fp16 misses a multiple of the scale) or within 5e-3 of its largest magnitude
      (float; magnitudes below fp16's smallest normal number, 2^-14, count as 2^-14: fp16
      cannot hold their relative precision).
 
@@ -148,6 +149,7 @@ def compare(got, expected, result, report):
     ok = True
     report["outputs"] = []
     for k, ((name, value), want) in enumerate(zip(got.items(), expected)):
+        fp16_output = np.asarray(value).dtype == np.float16
         value = np.asarray(value).astype(np.float32)
         want = np.asarray(want).astype(np.float32)
         entry = {"name": name, "shape": list(value.shape), "expected_shape": list(want.shape)}
@@ -167,9 +169,12 @@ def compare(got, expected, result, report):
         if quantizer and quantizer.get("scale"):
             scale = float(quantizer["scale"])
             floor = float(floors[k]) / scale if k < len(floors) else 0.0
+            # An fp16 output holds a multiple of the scale only to half an fp16 ulp.
+            rounding = largest * 2.0 ** -11 / scale if fp16_output else 0.0
             entry.update(scale=scale, max_steps=entry["max_abs_error"] / scale,
                          mean_steps=entry["mean_abs_error"] / scale, noise_floor_steps=floor,
-                         bound_steps=max(MAX_STEPS, floor))
+                         fp16_rounding_steps=rounding,
+                         bound_steps=max(MAX_STEPS, floor) + rounding)
             passed = finite and entry["max_steps"] <= entry["bound_steps"]
         else:
             bound = FLOAT_RTOL * max(largest, FP16_TINY)
@@ -222,7 +227,7 @@ def check(model_dir):
             o = bad[0]
             if "max_steps" in o:
                 report["error"] = (f"{o['name']}: max error {o['max_steps']:.2f} steps "
-                                   f"(bound {o['bound_steps']:g})")
+                                   f"(bound {o['bound_steps']:.2f})")
             elif "max_abs_error" in o:
                 report["error"] = (f"{o['name']}: max error {o['max_abs_error']:.3g} "
                                    f"(bound {o['bound_abs']:.3g})")

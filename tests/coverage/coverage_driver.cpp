@@ -349,7 +349,7 @@ struct Driver {
   // How far the finalized model's own outputs move when its parameters change by the rounding
   // error of the exported program's arithmetic (about one part in a million for fp32, as
   // another summation order changes a convolution's result; half an fp16 ulp, 2^-11, for
-  // fp16): the largest absolute change over three perturbations, per output. A quantized model
+  // fp16): the largest absolute change over five perturbations, per output. A quantized model
   // amplifies such noise where a value crosses a rounding boundary, and so does every other
   // implementation of the same arithmetic (Core ML's included): its error is judged against this
   // floor.
@@ -362,7 +362,7 @@ struct Driver {
     for (const at::Tensor& p : model.parameters()) {
       if (at::isFloatingType(p.scalar_type())) saved.emplace_back(p, p.detach().clone());
     }
-    for (int trial = 0; trial < 3; ++trial) {
+    for (int trial = 0; trial < 5; ++trial) {
       for (auto& [p, original] : saved) {
         p.detach().copy_(original *
                          (1.0 + relative * at::randn(original.sizes(), original.options())));

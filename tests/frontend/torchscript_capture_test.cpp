@@ -149,7 +149,8 @@ INSTANTIATE_TEST_SUITE_P(Models, EveryModel,
                                            "mobilenet_v2_traced", "residual_traced",
                                            "residual_scripted", "residual_scripted_train",
                                            "unsupported_traced", "unsupported_scripted",
-                                           "generic_traced"));
+                                           "generic_traced", "sequence_traced",
+                                           "pair_traced"));
 
 TEST(TorchScriptCapture, ResidualNetTraced) {
   const ir::Graph graph = capture(load_model("residual_traced"));

@@ -114,5 +114,47 @@ TEST(GenericOps, QatTrainsAtAnotherBatchAndEvaluatesPerSample) {
   EXPECT_EQ(finalized->forward(get(io, "input1")).sizes(), get(io, "output1").sizes());
 }
 
+// PairNet: two inputs, and a nested (tensor, [tensor, tensor]) output that capture flattens
+// in order. Float forward at another batch equals PyTorch's; QAT steps at yet another batch and
+// finalize work on both inputs.
+TEST(GenericOps, TwoInputsAndNestedOutputs) {
+  const torch::jit::Module model = torch::jit::load(models_dir() + "/pair_traced.pt");
+  std::ifstream file(models_dir() + "/pair_traced.io.pt", std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
+                                std::istreambuf_iterator<char>());
+  const auto io = torch::jit::pickle_load(bytes).toGenericDict();
+  const std::vector<at::Tensor> inputs = {get(io, "image"), get(io, "features")};
+  const c10::List<c10::IValue> want = io.at("outputs").toList();
+
+  GraphModule module(frontend::capture(model));
+  ASSERT_EQ(module->graph().inputs().size(), 2u);
+  module->eval();
+  {
+    const at::NoGradGuard no_grad;
+    const std::vector<at::Tensor> got = module->forward(inputs);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      EXPECT_TRUE(at::allclose(got[k], want.get(k).toTensor(), 1e-5, 1e-6)) << "output " << k;
+    }
+  }
+
+  LinearQuantizer quantizer(model.clone(), LinearQuantizerConfig{});
+  GraphModule prepared = quantizer.prepare(inputs, /*inplace=*/false);
+  torch::optim::SGD optimizer(prepared->parameters(), torch::optim::SGDOptions(0.01));
+  for (int step = 0; step < 3; ++step) {
+    quantizer.step();
+    optimizer.zero_grad();
+    at::Tensor loss = at::zeros({});
+    for (const at::Tensor& y : prepared->forward({at::randn({4, 3, 5, 5}), at::randn({4, 6})})) {
+      loss = loss + y.pow(2).mean();
+    }
+    loss.backward();
+    optimizer.step();
+  }
+  GraphModule finalized = quantizer.finalize();
+  const at::NoGradGuard no_grad;
+  EXPECT_EQ(finalized->forward(inputs).size(), 3u);
+}
+
 }  // namespace
 }  // namespace linquant

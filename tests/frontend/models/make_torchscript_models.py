@@ -155,6 +155,44 @@ class SequenceNet(nn.Module):
         return self.head(self.pool(h).flatten(1))
 
 
+class PairNet(nn.Module):
+    """Two inputs (an image and a feature vector) and a nested output: a tensor and a list of
+    two tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, image, features):
+        a = F.relu(self.conv(image)).mean(dim=(2, 3))
+        b = self.fc(features)
+        return a + b, [a * b, a - b]
+
+
+def save_pair(directory):
+    """PairNet traced at batch 2 (strict=False allows the list output), with the flattened
+    outputs at batch 3."""
+    model = PairNet().eval()
+    traced = (torch.randn(2, 3, 5, 5), torch.randn(2, 6))
+    jit = torch.jit.trace(model, traced, strict=False)
+    jit.save(os.path.join(directory, "pair_traced.pt"))
+    image, features = torch.randn(3, 3, 5, 5), torch.randn(3, 6)
+    with torch.no_grad():
+        first, (second, third) = model(image, features)
+    io = {"image": image, "features": features, "outputs": [first, second, third]}
+    torch.save(io, os.path.join(directory, "pair_traced.io.pt"))
+    info = {
+        "training": False,
+        "input_shapes": [list(t.shape) for t in traced],
+        "parameters": [name for name, _ in model.named_parameters()],
+        "buffers": [name for name, _ in model.named_buffers()],
+        "modules": [[name, type(m).__name__] for name, m in model.named_modules()],
+    }
+    with open(os.path.join(directory, "pair_traced.json"), "w") as f:
+        json.dump(info, f, indent=1)
+
+
 class Encoder(nn.Module):
     def __init__(self):
         super().__init__()
@@ -250,11 +288,12 @@ def write_all(directory):
          "script")
     save_generic(directory)
     save(directory, "sequence_traced", SequenceNet().eval(), torch.randn(2, 5, 6), "trace")
+    save_pair(directory)
 
 
 MODELS = ["tutorial_traced", "resnet18_traced", "mobilenet_v2_traced", "residual_traced",
           "residual_scripted", "residual_scripted_train", "unsupported_traced",
-          "unsupported_scripted", "generic_traced", "sequence_traced"]
+          "unsupported_scripted", "generic_traced", "sequence_traced", "pair_traced"]
 
 
 def main():
