@@ -150,7 +150,7 @@ INSTANTIATE_TEST_SUITE_P(Models, EveryModel,
                                            "residual_scripted", "residual_scripted_train",
                                            "unsupported_traced", "unsupported_scripted",
                                            "generic_traced", "sequence_traced",
-                                           "pair_traced"));
+                                           "pair_traced", "resample_traced"));
 
 TEST(TorchScriptCapture, ResidualNetTraced) {
   const ir::Graph graph = capture(load_model("residual_traced"));

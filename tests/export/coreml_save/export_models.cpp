@@ -1,8 +1,8 @@
 // Exports the models the Python tests check (tests/export/python/test_exported_models.py):
 // the coremltools tutorial net, a conv-bn-relu net and two "op zoo" nets covering the other
-// mappings as torch::nn::Sequential, and the TorchScript resnet18, mobilenet_v2 and residual
-// test net written by
-// tests/frontend/models/make_torchscript_models.py. Each is quantized with LinearQuantizer
+// mappings as torch::nn::Sequential, and the TorchScript resnet18, mobilenet_v2, residual,
+// sequence (GRU, LSTM, einsum) and resample (GroupNorm, upsampling, pixel_shuffle, max) test
+// nets written by tests/frontend/models/make_torchscript_models.py. Each is quantized with LinearQuantizer
 // (calibrated on random data, finalized) and saved as fp16 float, W8A8 iOS17, W8A8 iOS18 and
 // W4 iOS18 packages (plus a few fp32 and iOS15 variants). Next to every package go the inputs
 // and the LibTorch output of the model it was made from, as raw little-endian float32 files,
@@ -363,6 +363,7 @@ int main(int argc, char** argv) {
     add_sequential("op_zoo_1d", op_zoo_1d(), {2, 4, 32});
     add_script("residual", "residual_traced.pt", {2, 3, 8, 8});
     add_script("sequence", "sequence_traced.pt", {2, 5, 6});
+    add_script("resample", "resample_traced.pt", {2, 3, 6, 6});
 
     json all = json::array();
     for (const ModelSource& source : sources) {

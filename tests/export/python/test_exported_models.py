@@ -1,5 +1,6 @@
 """Packages written by linquant::coreml::save for real models (tests/export/coreml_save/
-export_models.cpp: tutorial net, conv-bn-relu, resnet18, mobilenet_v2, residual test net; fp16
+export_models.cpp: tutorial net, conv-bn-relu, resnet18, mobilenet_v2, the residual, sequence
+and resample test nets; fp16
 float, W8A8 iOS17/iOS18, W4 iOS18 and a few fp32 / iOS15 variants), checked without trusting
 the writer:
 
@@ -30,7 +31,7 @@ from package_reading import EXPECTED_VERSION, load_model, load_program, non_cons
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 MODELS = ["tutorial", "conv_bn_relu", "resnet18", "mobilenet_v2", "residual", "op_zoo_2d",
-          "op_zoo_1d", "sequence"]
+          "op_zoo_1d", "sequence", "resample"]
 BASE_VARIANTS = ["float_fp16_ios17", "w8a8_ios17", "w8a8_ios18", "w4_ios18"]
 EXTRA_VARIANTS = {
     "tutorial": ["w8a8_ios17_fp32", "float_fp32_ios17", "float_fp16_ios15"],

@@ -155,6 +155,28 @@ class SequenceNet(nn.Module):
         return self.head(self.pool(h).flatten(1))
 
 
+class ResampleNet(nn.Module):
+    """Image ops the Core ML export rewrites: GroupNorm, nearest upsampling by 2 and to a
+    size that is not a multiple (6 -> 9), bilinear upsampling with and without
+    align_corners, pixel_shuffle and max over channels. Input [B, 3, 6, 6]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.GroupNorm(2, 8)
+        self.expand = nn.Conv2d(8, 16, 1)
+
+    def forward(self, x):
+        h = F.relu(self.norm(self.conv(x)))
+        doubled = F.interpolate(h, scale_factor=2.0, mode="nearest")
+        smooth = F.interpolate(h, size=(12, 12), mode="bilinear", align_corners=False)
+        odd = F.interpolate(F.interpolate(h, size=(9, 9), mode="nearest"), size=(12, 12),
+                            mode="bilinear", align_corners=True)
+        h = F.pixel_shuffle(self.expand(doubled + smooth + odd), 2)
+        values, _ = h.max(dim=1)
+        return values
+
+
 class PairNet(nn.Module):
     """Two inputs (an image and a feature vector) and a nested output: a tensor and a list of
     two tensors."""
@@ -289,11 +311,13 @@ def write_all(directory):
     save_generic(directory)
     save(directory, "sequence_traced", SequenceNet().eval(), torch.randn(2, 5, 6), "trace")
     save_pair(directory)
+    save(directory, "resample_traced", ResampleNet().eval(), torch.randn(2, 3, 6, 6), "trace")
 
 
 MODELS = ["tutorial_traced", "resnet18_traced", "mobilenet_v2_traced", "residual_traced",
           "residual_scripted", "residual_scripted_train", "unsupported_traced",
-          "unsupported_scripted", "generic_traced", "sequence_traced", "pair_traced"]
+          "unsupported_scripted", "generic_traced", "sequence_traced", "pair_traced",
+          "resample_traced"]
 
 
 def main():

@@ -165,6 +165,20 @@ void lower_quantize_dequantize(const ir::Node& node, LoweringContext& context);
 void lower_torch_op(const ir::Node& node, LoweringContext& context);
 void lower_list(const ir::Node& node, LoweringContext& context);
 void lower_unpack(const ir::Node& node, LoweringContext& context);
+// resample_ops.cpp: products with one [out, in] matrix per resampled axis (the last one or
+// two axes of x; row-major values), named after the node's output ...
+struct AxisMatrix {
+  int64_t out = 0;
+  int64_t in = 0;
+  std::vector<float> values;
+};
+Var resample_axes(const ir::Node& node, LoweringContext& context, Var x,
+                  const std::vector<AxisMatrix>& matrices);
+// ... and the torch operators built on them or on gathers.
+void lower_upsample_bilinear(const ir::Node& node, LoweringContext& context);
+void lower_upsample_nearest(const ir::Node& node, LoweringContext& context);
+void lower_pixel_shuffle(const ir::Node& node, LoweringContext& context);
+void lower_group_norm(const ir::Node& node, LoweringContext& context);  // norm_ops.cpp
 // recurrent_ops.cpp
 void lower_lstm(const ir::Node& node, LoweringContext& context);
 void lower_gru(const ir::Node& node, LoweringContext& context);

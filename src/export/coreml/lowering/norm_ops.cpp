@@ -73,6 +73,59 @@ Var layer_norm(const ir::Node& node, LoweringContext& context) {
 
 }  // namespace
 
+// aten::group_norm(input, num_groups, weight?, bias?, eps, cudnn_enabled): the statistics of
+// each group's channels and positions on [N, G, C/G * rest] (reduce_mean, rsqrt with epsilon),
+// then the per-channel affine; an identity names the output.
+void lower_group_norm(const ir::Node& node, LoweringContext& c) {
+  const Var x = c.input(node, 0);
+  const Shape& shape = x.type().shape;
+  const int64_t groups = c.constant_int(node, 1);
+  if (shape.size() < 2 || groups < 1 || shape[1] % groups != 0) {
+    fail(node, "group_norm with " + std::to_string(groups) + " groups of a " +
+                   x.type().to_string() + " tensor");
+  }
+  int64_t per_group = shape[1] / groups;
+  for (size_t d = 2; d < shape.size(); ++d) per_group *= shape[d];
+  auto op = [&](const char* type, const char* suffix, const Args& args, const Shape& out) {
+    return c.builder().add_op(type, c.helper_name(node, suffix), args,
+                              TensorType{c.float_dtype(), out});
+  };
+  auto ints = [&](const Shape& s) {
+    return TensorValue::int32_list(to_int32(node, std::vector<int64_t>(s.begin(), s.end())));
+  };
+  const Shape grouped{shape[0], groups, per_group};
+  const Shape statistic{shape[0], groups, 1};
+  auto mean = [&](const Var& v, const char* suffix) {
+    return op("reduce_mean", suffix,
+              {{"x", v}, {"axes", TensorValue::int32_list({2})},
+               {"keep_dims", TensorValue::scalar_bool(true)}},
+              statistic);
+  };
+  const Var g = op("reshape", "grouped", {{"x", x}, {"shape", ints(grouped)}}, grouped);
+  const Var centered = op("sub", "centered", {{"x", g}, {"y", mean(g, "mean")}}, grouped);
+  const Var variance =
+      mean(op("mul", "squared", {{"x", centered}, {"y", centered}}, grouped), "variance");
+  const Var inverse = op("rsqrt", "inverse_std",
+                         {{"x", variance}, {"epsilon", c.float_scalar(c.constant_double(node, 4))}},
+                         statistic);
+  Var y = op("reshape", "normalized",
+             {{"x", op("mul", "scaled", {{"x", centered}, {"y", inverse}}, grouped)},
+              {"shape", ints(shape)}},
+             shape);
+  // weight and bias [C] broadcast as [C, 1, ..., 1] against [N, C, *].
+  Shape per_channel(shape.size() - 1, 1);
+  per_channel[0] = shape[1];
+  for (const auto& [k, type] : {std::pair<size_t, const char*>{2, "mul"}, {3, "add"}}) {
+    if (!c.is_constant(node.inputs.at(k))) fail(node, "group_norm affine computed from the input");
+    const c10::IValue& value = c.constant(node, k);
+    if (value.isNone()) continue;
+    const TensorValue affine = c.float_tensor(value.toTensor().reshape(per_channel));
+    y = op(type, k == 2 ? "weighted" : "biased", {{"x", y}, {"y", affine}}, shape);
+  }
+  c.define(node.outputs.at(0), c.builder().add_op("identity", c.output_name(node), {{"x", y}},
+                                                  c.output_type(node)));
+}
+
 void lower_normalization(const ir::Node& node, LoweringContext& context) {
   switch (node.op) {
     case ir::Op::batch_norm: return context.define(node.outputs[0], batch_norm(node, context));

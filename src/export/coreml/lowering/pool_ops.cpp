@@ -80,54 +80,18 @@ Var reduce_mean(LoweringContext& context, const std::string& name, const Var& x,
                                   type);
 }
 
-// The [out, in] matrix whose row i averages PyTorch's adaptive window i of an axis of length
-// `in`: [floor(i * in / out), ceil((i + 1) * in / out)).
-std::vector<float> adaptive_window_matrix(int64_t in, int64_t out) {
-  std::vector<float> m(static_cast<size_t>(out * in), 0.0f);
+// The matrix whose row i averages PyTorch's adaptive window i of an axis of length `in`:
+// [floor(i * in / out), ceil((i + 1) * in / out)).
+AxisMatrix adaptive_window_matrix(int64_t in, int64_t out) {
+  AxisMatrix m{out, in, std::vector<float>(static_cast<size_t>(out * in), 0.0f)};
   for (int64_t i = 0; i < out; ++i) {
     const int64_t begin = i * in / out;
     const int64_t end = ((i + 1) * in + out - 1) / out;
     for (int64_t j = begin; j < end; ++j) {
-      m[static_cast<size_t>(i * in + j)] = 1.0f / static_cast<float>(end - begin);
+      m.values[static_cast<size_t>(i * in + j)] = 1.0f / static_cast<float>(end - begin);
     }
   }
   return m;
-}
-
-// Adaptive pooling whose windows overlap or differ in size (AlexNet's 1 -> 6): a product with
-// one averaging matrix per pooled axis, x @ A_w^T for the last axis and A_h @ x for the one
-// before it (Core ML's matmul broadcasts the rank-2 matrix over the leading dimensions).
-Var adaptive_avg_pool_by_matmul(const ir::Node& node, LoweringContext& context, Var x,
-                                const std::vector<int64_t>& out) {
-  const size_t rank = x.type().rank();
-  if (out.size() > 2) {
-    fail(node,
-         "adaptive pooling of 3 axes to sizes that do not divide the input has no Core "
-         "ML mapping");
-  }
-  for (size_t d = out.size(); d-- > 0;) {
-    const size_t axis = rank - out.size() + d;
-    const bool last_axis = axis == rank - 1;
-    const int64_t in = x.type().shape[axis];
-    const std::vector<float> m = adaptive_window_matrix(in, out[d]);
-    TensorType type = x.type();
-    type.shape[axis] = out[d];
-    const bool final_op = d == 0;
-    const std::string name = final_op ? context.output_name(node)
-                                      : context.helper_name(node, "axis" + std::to_string(axis));
-    const TensorValue matrix = context.float_values({out[d], in}, m);
-    // x @ A^T (transpose_y) for the last axis, A @ x for the one before it.
-    const Args args = last_axis ? Args{{"x", x},
-                                       {"y", matrix},
-                                       {"transpose_x", TensorValue::scalar_bool(false)},
-                                       {"transpose_y", TensorValue::scalar_bool(true)}}
-                                : Args{{"x", matrix},
-                                       {"y", x},
-                                       {"transpose_x", TensorValue::scalar_bool(false)},
-                                       {"transpose_y", TensorValue::scalar_bool(false)}};
-    x = context.builder().add_op("matmul", name, args, final_op ? context.output_type(node) : type);
-  }
-  return x;
 }
 
 Var adaptive_avg_pool(const ir::Node& node, LoweringContext& context) {
@@ -153,7 +117,14 @@ Var adaptive_avg_pool(const ir::Node& node, LoweringContext& context) {
     return reduce_mean(context, context.output_name(node), x, axes, true,
                        context.output_type(node));
   }
-  if (!divides || rank != dims + 2) return adaptive_avg_pool_by_matmul(node, context, x, out);
+  if (!divides || rank != dims + 2) {
+    // Windows that overlap or differ in size (AlexNet's 1 -> 6): averaging matrices.
+    std::vector<AxisMatrix> matrices;
+    for (size_t d = 0; d < dims; ++d) {
+      matrices.push_back(adaptive_window_matrix(x.type().shape[rank - dims + d], out[d]));
+    }
+    return resample_axes(node, context, x, matrices);
+  }
   std::vector<int64_t> pad(2 * dims, 0);
   return context.builder().add_op(
       "avg_pool", context.output_name(node),

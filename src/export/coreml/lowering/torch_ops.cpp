@@ -381,6 +381,35 @@ void reduce(const ir::Node& node, LoweringContext& c, const std::string& mil) {
                                      out_type(node, c)));
 }
 
+// max.dim / min.dim(self, dim, keepdim) -> (values, indices): reduce_max / reduce_min, and
+// reduce_argmax / reduce_argmin (int32: Core ML has no int64) when the indices are read.
+void extreme_dim(const ir::Node& node, LoweringContext& c, const char* reduce_op,
+                 const char* arg_op) {
+  const Var x = c.input(node, 0);
+  const auto axis = static_cast<int32_t>(axis_of(node, c.constant_int(node, 1), x.type().rank()));
+  const bool keep = c.constant(node, 2).toBool();
+  define(node, c,
+         c.builder().add_op(reduce_op, c.output_name(node),
+                            {{"x", x},
+                             {"axes", TensorValue::int32_list({axis})},
+                             {"keep_dims", TensorValue::scalar_bool(keep)}},
+                            out_type(node, c)));
+  const ir::ValueId indices = node.outputs.at(1);
+  if (c.graph().consumers(indices).empty() && !c.graph().is_graph_output(indices)) return;
+  c.define(indices, c.builder().add_op(arg_op, c.helper_name(node, "indices"),
+                                       {{"x", x},
+                                        {"axis", TensorValue::scalar_int32(axis)},
+                                        {"keep_dims", TensorValue::scalar_bool(keep)}},
+                                       TensorType{DType::Int32, c.shape(indices)}));
+}
+
+void max_dim(const ir::Node& n, LoweringContext& c) {
+  extreme_dim(n, c, "reduce_max", "reduce_argmax");
+}
+void min_dim(const ir::Node& n, LoweringContext& c) {
+  extreme_dim(n, c, "reduce_min", "reduce_argmin");
+}
+
 void mean(const ir::Node& n, LoweringContext& c) { reduce(n, c, "reduce_mean"); }
 void sum(const ir::Node& n, LoweringContext& c) { reduce(n, c, "reduce_sum"); }
 void amax(const ir::Node& n, LoweringContext& c) { reduce(n, c, "reduce_max"); }
@@ -484,6 +513,14 @@ const std::map<std::string, Lowering>& table() {
       {"aten::layer_norm", layer_norm},
       {"aten::lstm.input", lower_lstm},
       {"aten::gru.input", lower_gru},
+      {"aten::upsample_bilinear2d", lower_upsample_bilinear},
+      {"aten::upsample_nearest1d", lower_upsample_nearest},
+      {"aten::upsample_nearest2d", lower_upsample_nearest},
+      {"aten::upsample_nearest3d", lower_upsample_nearest},
+      {"aten::pixel_shuffle", lower_pixel_shuffle},
+      {"aten::group_norm", lower_group_norm},
+      {"aten::max.dim", max_dim},
+      {"aten::min.dim", min_dim},
   };
   return lowerings;
 }
