@@ -60,7 +60,8 @@ void check_module_storage(const torch::jit::Module& module, const std::string& f
   for (const auto& item : module.named_attributes(/*recurse=*/true)) {
     if (item.value.isTensor()) check_tensor_storage(item.value.toTensor(), item.name, file);
   }
-  auto check_methods = [&](const torch::jit::Module& m) {
+  // modules() is the module itself and every submodule.
+  for (const torch::jit::Module& m : module.modules()) {
     for (const torch::jit::Method& method : m.get_methods()) {
       for (const torch::jit::Node* node : method.graph()->nodes()) {
         if (node->kind() != c10::prim::Constant || !node->hasAttribute(c10::attr::value)) continue;
@@ -68,9 +69,7 @@ void check_module_storage(const torch::jit::Module& module, const std::string& f
         check_tensor_storage(node->t(c10::attr::value), "constant in " + method.name(), file);
       }
     }
-  };
-  check_methods(module);
-  for (const torch::jit::Module& child : module.modules()) check_methods(child);
+  }
 }
 
 }  // namespace linquant::apps
