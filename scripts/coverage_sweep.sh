@@ -53,7 +53,8 @@ fi
 checked=()
 for name in "${names[@]}"; do
   dir=$out_dir/$name
-  rm -rf "$dir/check.json" "$dir/driver_run.json" "$dir/model.mlpackage"
+  rm -rf "$dir/check.json" "$dir/driver_run.json" "$dir/model.mlpackage" \
+    "$dir/model_fp32.mlpackage" "$dir/finalized_activations.pt"
   [[ -f $dir/model.pt ]] || continue
   if [[ ! -x $driver ]]; then
     echo '{"missing": true}' >"$dir/driver_run.json"

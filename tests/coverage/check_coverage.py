@@ -17,12 +17,19 @@ For each MODEL_DIR (written by tests/coverage/coverage_driver.cpp) it
      example of inputs.pt when that is missing, float values rounded to fp16);
   3. compares with finalized_output.pt: max and mean absolute error and, when result.json
      has the scale of the quantizer producing an output, the error in steps of that scale.
-     An output passes within 4 steps (quantized; or within the model's own noise floor when
-     that is larger: how far LibTorch's output moves when the parameters change by the
+     An output passes within 4 steps (quantized; or within twice the model's own noise floor
+     when that is larger: how far LibTorch's output moves when the parameters change by the
      program's rounding error, result.json "noise_floor"; plus, for an fp16 output, the half
      ulp by which fp16 misses a multiple of the scale) or within 5e-3 of its largest magnitude
      (float; magnitudes below fp16's smallest normal number, 2^-14, count as 2^-14: fp16
-     cannot hold their relative precision).
+     cannot hold their relative precision);
+  4. per op: runs the evaluator on the package's fp32 twin (MODEL_DIR/model_fp32.mlpackage,
+     the same model exported with Float32 precision) with every quantize op that stands for
+     one of the finalized model's activation quantizers replaced by LibTorch's integers
+     (finalized_activations.pt), and compares what each quantize op computed from LibTorch's
+     inputs with LibTorch's integers: at most 1 step apart. A random-weight network amplifies
+     a one-step rounding difference layer by layer (step 3's floor), and fp16 rounds every
+     constant and value; this step sees each lowered op alone, without fp16.
 
 Every failure (missing files, coremltools load error, an op the evaluator lacks, a shape or
 value mismatch) is recorded as data in MODEL_DIR/check.json: "status" is "pass", "fail"
@@ -41,6 +48,9 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "export", "python"))
 
 MAX_STEPS = 4.0       # quantized outputs: error bound in steps of the output quantizer
+FLOOR_MARGIN = 2.0    # the noise floor perturbs only parameters, the program also rounds
+                      # every activation: the floor is a low estimate
+MAX_OP_STEPS = 1.0    # each activation quantizer fed LibTorch's inputs (per_op)
 FLOAT_RTOL = 5e-3     # float outputs: error bound relative to the largest reference value,
 FP16_TINY = 2.0 ** -14  # ... but at least relative to fp16's smallest normal number
 FP16_MAX = 65504.0
@@ -141,6 +151,58 @@ def evaluate(package, inputs, report):
     return step("evaluate", run)
 
 
+def mil_identifier(name):
+    """The exporter's MIL name for an IR value (src/export/coreml/identifier.cpp)."""
+    def body(c):
+        return c.isascii() and (c.isalnum() or c in "_@")
+    out = "".join(c if body(c) else "_" for c in name)
+    return out if out and (out[0].isascii() and out[0].isalpha() or out[0] == "_") else "_" + out
+
+
+def per_op(package, inputs, model_dir, result, report):
+    """Every quantize op of the program that stands for an activation quantizer of the
+    finalized model is fed LibTorch's values: each of its inputs' quantizers is replaced by
+    LibTorch's integers, so the error of each quantizer is that of the ops since the previous
+    ones alone, not an error amplified through the whole network. Returns the worst error in
+    steps (None when the driver recorded no activations)."""
+    from mil_numpy_evaluator import MilProgram, tensor_type
+
+    described = (result or {}).get("activations")
+    path = os.path.join(model_dir, "finalized_activations.pt")
+    if not described or not os.path.exists(path):
+        return None
+    values = load_pt(path)
+    # The fp32 twin of the package when there is one: constants and arithmetic without fp16's
+    # rounding, so that what remains is the mapping of each op.
+    twin = os.path.join(os.path.dirname(package), "model_fp32.mlpackage")
+    program = MilProgram(twin if os.path.exists(twin) else package)
+    report["per_op_package"] = os.path.basename(twin if os.path.exists(twin) else package)
+    quantize_shapes = {op.outputs[0].name: tensor_type(op.outputs[0].type)[1]
+                       for op in program.block.operations if op.type == "quantize"}
+    force, expected = {}, {}
+    for entry, x in zip(described, values):
+        name = mil_identifier(entry["value"]) + "_quantized"
+        if quantize_shapes.get(name) != x.shape:
+            continue
+
+        def integers(p, x=x, name=name):
+            q = np.round(x.astype(np.float64) / float(p["scale"])) + float(p.get("zero_point", 0))
+            expected[name] = q
+            return q
+        force[name] = integers
+    computed = {}
+    feeds = {name: x for (name, _), x in zip(program.inputs, inputs)}
+    program.run(feeds, force=force, computed=computed)
+    worst, worst_name = 0.0, None
+    for name, q in expected.items():
+        error = float(np.abs(computed[name].astype(np.float64) - q).max()) if q.size else 0.0
+        if error > worst or worst_name is None:
+            worst, worst_name = error, name
+    report["per_op"] = {"quantizers": len(described), "checked": len(expected),
+                        "max_steps": worst, "worst": worst_name, "bound_steps": MAX_OP_STEPS}
+    return worst
+
+
 def compare(got, expected, result, report):
     """Fills report["outputs"]; True when every output is within its bound."""
     if len(got) != len(expected):
@@ -174,7 +236,7 @@ def compare(got, expected, result, report):
             entry.update(scale=scale, max_steps=entry["max_abs_error"] / scale,
                          mean_steps=entry["mean_abs_error"] / scale, noise_floor_steps=floor,
                          fp16_rounding_steps=rounding,
-                         bound_steps=max(MAX_STEPS, floor) + rounding)
+                         bound_steps=max(MAX_STEPS, FLOOR_MARGIN * floor) + rounding)
             passed = finite and entry["max_steps"] <= entry["bound_steps"]
         else:
             bound = FLOAT_RTOL * max(largest, FP16_TINY)
@@ -220,12 +282,21 @@ def check(model_dir):
         report["seconds"]["evaluate"] = time.time() - start
 
         passed = step("compare", lambda: compare(got, expected, result, report))
+        start = time.time()
+        local = step("per_op", lambda: per_op(package, inputs, model_dir, result, report))
+        report["seconds"]["per_op"] = time.time() - start
+        if local is not None and local > MAX_OP_STEPS:
+            passed = False
         report["status"] = "pass" if passed else "fail"
         if not passed:
             report["failed_step"] = "compare"
             bad = [o for o in report["outputs"] if not o.get("passed")]
-            o = bad[0]
-            if "max_steps" in o:
+            o = bad[0] if bad else None
+            if o is None:
+                worst = report["per_op"]
+                report["error"] = (f"per op: {worst['worst']} {worst['max_steps']:.0f} steps "
+                                   f"(bound {MAX_OP_STEPS:.0f})")
+            elif "max_steps" in o:
                 report["error"] = (f"{o['name']}: max error {o['max_steps']:.2f} steps "
                                    f"(bound {o['bound_steps']:.2f})")
             elif "max_abs_error" in o:

@@ -17,11 +17,13 @@
 //              step, integer inputs random ids in [0, max of the example)
 //   finalize   quantizer.finalize()
 //   export     linquant::coreml::save(finalized, MODEL_DIR/model.mlpackage): iOS17, fp16,
-//              the example input shapes at batch 1
+//              the example input shapes at batch 1; and the same with Float32 precision,
+//              MODEL_DIR/model_fp32.mlpackage, for the checker's per-op test
 //   output     the finalized model on the batch-1 input: MODEL_DIR/finalized_output.pt
 //              (a tuple of the output tensors) and MODEL_DIR/finalized_input.pt (a tuple of
 //              the input tensors: the first example, float inputs rounded to fp16 so that the
-//              fp16 Core ML model sees exactly the same values), both torch::jit::pickle_save
+//              fp16 Core ML model sees exactly the same values), both torch::jit::pickle_save;
+//              and every activation quantizer's output: MODEL_DIR/finalized_activations.pt
 //
 // MODEL_DIR/result.json is rewritten before every stage (with "running": STAGE), so a run that
 // is killed by a timeout or crashes still says where; at the end it has "stage_reached" (the
@@ -328,6 +330,9 @@ struct Driver {
                 const std::string package =
                     linquant::coreml::save(finalized, (dir / "model.mlpackage").string(), options);
                 result["package"] = package;
+                // The checker's per-op test runs on a Float32 twin: no fp16 rounding.
+                options.precision = linquant::coreml::ComputePrecision::Float32;
+                linquant::coreml::save(finalized, (dir / "model_fp32.mlpackage").string(), options);
               }) &&
         stage("output", [&] {
           const std::vector<at::Tensor> inputs = batch_one(examples);
@@ -338,12 +343,37 @@ struct Driver {
           write_bytes(dir / "finalized_output.pt", torch::jit::pickle_save(as_tuple(outputs)));
           result["finalized_outputs"] = describe(outputs);
           result["noise_floor"] = noise_floor(*finalized, inputs, outputs);
+          save_activations(*finalized, inputs);
         });
     if (ok) {
       result["stage_reached"] = "done";
       write_result();
     }
     return ok ? 0 : 1;
+  }
+
+  // Every activation quantizer's output on the batch-1 input, for the checker's per-op test
+  // (each quantizer of the package fed LibTorch's inputs): MODEL_DIR/finalized_activations.pt
+  // (a tuple of tensors) and result.json "activations" (value name, scale, zero point).
+  void save_activations(linquant::GraphModuleImpl& model, const std::vector<at::Tensor>& inputs) {
+    const linquant::ir::Graph& graph = model.graph();
+    std::vector<bool> keep(graph.num_values(), false);
+    json described = json::array();
+    std::vector<linquant::ir::ValueId> ids;
+    for (const linquant::ir::Node& node : graph.nodes()) {
+      if (node.op != linquant::ir::Op::quantize_dequantize) continue;
+      const linquant::ir::ValueId id = node.outputs.at(0);
+      keep[id] = true;
+      ids.push_back(id);
+      described.push_back({{"value", graph.value(id).name},
+                           {"scale", node.attrs.f("scale")},
+                           {"zero_point", node.attrs.i("zero_point")}});
+    }
+    const std::vector<c10::IValue> kept = model.record_values(inputs, keep);
+    std::vector<at::Tensor> tensors;
+    for (const linquant::ir::ValueId id : ids) tensors.push_back(kept.at(id).toTensor());
+    write_bytes(dir / "finalized_activations.pt", torch::jit::pickle_save(as_tuple(tensors)));
+    result["activations"] = described;
   }
 
   // How far the finalized model's own outputs move when its parameters change by the rounding

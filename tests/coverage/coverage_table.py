@@ -89,6 +89,9 @@ def check_outcome(check):
             text = f"{check['max_steps']:.2f} steps"
             if check.get("noise_floor_steps"):
                 text += f" (floor {check['noise_floor_steps']:.0f})"
+            per_op = check.get("per_op")
+            if per_op:
+                text += f"; per op {per_op['max_steps']:.0f} ({per_op['checked']} quantizers)"
         elif check.get("max_abs_error") is not None:
             text = f"{check['max_abs_error']:.2g} abs (float)"
         else:
@@ -173,9 +176,10 @@ def main(argv):
           "generic torch_op nodes); "
           "W/A: weight/activation quantizers; evaluator error: the numpy evaluator of the "
           ".mlpackage vs LibTorch's finalized model on the batch-1 input, in steps of the "
-          "output quantizer (pass <= 4, or <= the floor: how far LibTorch's own output moves "
-          "when the parameters change by the program's rounding error) or absolute for float "
-          "outputs.")
+          "output quantizer (pass <= 4, or <= twice the floor: how far LibTorch's own output "
+          "moves when the parameters change by the program's rounding error) or absolute for "
+          "float outputs; per op: the largest error of any activation quantizer of the package "
+          "when its inputs are LibTorch's values (pass <= 1 step).")
     summary = {"out_dir": os.path.abspath(out_dir), "models": records, "counts": counts,
                "ladder": LADDER}
     with open(os.path.join(out_dir, "summary.json"), "w") as f:

@@ -1339,15 +1339,19 @@ class MilProgram:
             params[key] = values if variadic else values[0]
         return params
 
-    def run(self, feeds, keep=None):
+    def run(self, feeds, keep=None, force=None, computed=None):
         """feeds: input name -> array. Returns output name -> array (in the declared dtype);
-        `keep` (a dict) also receives every variable by name."""
+        `keep` (a dict) also receives every variable by name. `force` (name -> array) replaces
+        those variables by the given values (or by fn(params of the op) for a callable) as
+        soon as they are computed, so that the ops reading them see another implementation's
+        values; `computed` (a dict) then receives what the program itself computed for them."""
         env = {}
         for name, (dtype, shape) in self.inputs:
             array = np.asarray(feeds[name])
             assert array.shape == shape, f"input {name}: {array.shape} vs {shape}"
             env[name] = array.astype(NUMPY_DTYPE[dtype])
         for op in self.block.operations:
+            params = {}
             if op.type == "const":
                 results = (decode_value(op.attributes["val"], self.blobs),)
             else:
@@ -1362,6 +1366,14 @@ class MilProgram:
                 f"{op.type}: {len(results)} results for {len(op.outputs)} declared outputs"
             for output, value in zip(op.outputs, results):
                 env[output.name] = self.checked(op, output, value)
+                if force is not None and output.name in force:
+                    if computed is not None:
+                        computed[output.name] = env[output.name]
+                    forced = force[output.name]
+                    if callable(forced):  # computed from the op's parameters
+                        forced = forced(params)
+                    forced = np.asarray(forced).astype(env[output.name].dtype)
+                    env[output.name] = self.checked(op, output, forced)
         if keep is not None:
             keep.update(env)
         return {name: env[name] for name in self.block.outputs}
