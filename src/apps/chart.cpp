@@ -6,8 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <sstream>
 
+#include "file_io.h"
 #include "linquant/common/warning.h"
 
 extern char** environ;
@@ -23,7 +24,7 @@ std::string quoted(const std::string& text) {
   return out + "'";
 }
 
-void write_block(std::ofstream& out, const std::string& name,
+void write_block(std::ostream& out, const std::string& name,
                  const std::vector<CurvePoint>& points) {
   out << "# " << name << ": epoch loss accuracy\n";
   for (const CurvePoint& p : points) out << p.epoch << ' ' << p.loss << ' ' << p.accuracy << '\n';
@@ -57,18 +58,19 @@ bool draw_training_chart(const fs::path& dir, const std::string& stem, const std
   const fs::path script = dir / (stem + ".gp");
   const fs::path image = dir / (stem + ".png");
   {
-    std::ofstream out(data);
+    std::ostringstream out;
     out << "# linquant training curves; blocks (gnuplot index): 0 float train, 1 QAT train, "
            "2 float test, 3 QAT test\n";
     write_block(out, "float train", float_series.train);
     write_block(out, "QAT train", qat_series.train);
     write_block(out, "float test", float_series.test_accuracy);
     write_block(out, "QAT test", qat_series.test_accuracy);
+    write_file_bytes(data, out.str());
   }
   {
     // Paths are relative to the script's folder (gnuplot runs with `cd` there), so the folder
     // can be moved and the chart redrawn with `gnuplot curves.gp`.
-    std::ofstream out(script);
+    std::ostringstream out;
     const std::string dat = quoted(stem + ".dat");
     // One curve: data block `index` (see the .dat header), column 2 (loss) or 3 (accuracy).
     auto curve = [&](int index, int column, const std::string& style, const char* color,
@@ -94,13 +96,14 @@ bool draw_training_chart(const fs::path& dir, const std::string& stem, const std
         << curve(2, 3, "linespoints lw 2 pt 7", "float_color", "float, test") << ", \\\n  "
         << curve(3, 3, "linespoints lw 2 pt 7", "qat_color", "QAT, test") << "\n"
         << "unset multiplot\n";
+    write_file_bytes(script, out.str());
   }
   // gnuplot resolves the relative names against its working directory: run it from `dir`
   // through a small wrapper script that changes there first.
   const fs::path wrapper = dir / ("." + stem + ".run.gp");
   {
-    std::ofstream out(wrapper);
-    out << "cd " << quoted(dir.string()) << "\nload " << quoted(stem + ".gp") << "\n";
+    write_file_bytes(wrapper,
+                     "cd " + quoted(dir.string()) + "\nload " + quoted(stem + ".gp") + "\n");
   }
   const bool drawn = run_gnuplot(wrapper);
   std::error_code error;

@@ -63,8 +63,13 @@ void set_thread_count(int threads) {
 
 LinearQuantizerConfig load_config_file(const std::string& path) {
   std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) {
-    throw ConfigError("config file not found: " + path);
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!std::filesystem::exists(status)) throw ConfigError("config file not found: " + path);
+  if (std::filesystem::is_directory(status)) {
+    throw ConfigError("config file " + path + " is a folder, not a file");
+  }
+  if (!std::filesystem::is_regular_file(status)) {
+    throw ConfigError("config file " + path + " is not a regular file");
   }
   return ends_with(path, ".json") ? LinearQuantizerConfig::from_json(path)
                                   : LinearQuantizerConfig::from_yaml(path);

@@ -10,9 +10,12 @@
 #include "cli_common.h"
 #include "command.h"
 #include "coreml_export.h"
+#include "file_io.h"
+#include "linquant/export/coreml/package_writer.h"
 #include "linquant/export/coreml/target.h"
 #include "model_source.h"
 #include "saved_model.h"
+#include "staged_output.h"
 
 namespace linquant::apps {
 namespace {
@@ -33,6 +36,9 @@ int run_export(const ExportOptions& o) {
     throw UsageError("model file not found: " + o.model_path);
   }
   coreml::parse_target(o.package.target);
+  if (o.output.empty()) throw UsageError("the output path is empty");
+  const std::filesystem::path destination = coreml::package_path(o.output);
+  StagedOutput output(destination, o.package.overwrite, OutputKind::package);
   GraphModule model{nullptr};
   LoadedModel saved;  // keeps the source module alive for the float graph too
   SourceModel source;
@@ -57,7 +63,11 @@ int run_export(const ExportOptions& o) {
     model->record_shapes({at::zeros(parse_shape(o.input_shape, "--input-shape"))});
     kind = "float TorchScript model";
   }
-  const std::filesystem::path written = export_package(model, o.output, o.package);
+  PackageSettings staged = o.package;
+  staged.overwrite = false;  // the staging folder is new; StagedOutput replaces the old one
+  export_package(model, output.dir() / destination.filename(), staged);
+  output.commit(destination.filename());
+  const std::filesystem::path& written = output.destination();
   std::cout << "Exported " << kind << " " << o.model_path << " to " << written.string() << " ("
             << coreml::to_string(coreml::parse_target(o.package.target)) << ", "
             << o.package.precision << ", " << format_bytes(disk_size(written)) << ")\n";

@@ -4,7 +4,7 @@
 #include <c10/util/Exception.h>
 #include <torch/script.h>
 
-#include <fstream>
+#include <new>
 #include <sstream>
 
 #include "app_error.h"
@@ -14,14 +14,6 @@
 #include "tutorial_models.h"
 
 namespace linquant::apps {
-
-std::string read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("cannot read " + path + ": file not found or not readable");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
 
 SourceModel load_source_model(const ModelRecipe& recipe) {
   SourceModel model;
@@ -36,6 +28,11 @@ SourceModel load_source_model(const ModelRecipe& recipe) {
   } catch (const c10::Error& error) {
     throw Error(recipe.source_name + ": not a TorchScript model (" +
                 one_line(error.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& error) {  // e.g. the code in the archive does not compile
+    throw Error(recipe.source_name + ": not a TorchScript model (" +
+                one_line(error.what()).substr(0, 200) + ")");
   }
   check_module_storage(*model.script, recipe.source_name);
   return model;

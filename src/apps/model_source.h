@@ -33,9 +33,6 @@ struct SourceModel {
   std::shared_ptr<torch::jit::Module> script;
 };
 
-// Reads a TorchScript file into a recipe's bytes (UsageError/Error for unreadable files).
-std::string read_file_bytes(const std::string& path);
-
 // Built-ins are created from torch's global seed; TorchScript is loaded from the bytes.
 // A file that is not TorchScript is an Error naming `source_name`.
 SourceModel load_source_model(const ModelRecipe& recipe);

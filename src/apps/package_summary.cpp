@@ -9,21 +9,15 @@
 
 #include "cli_common.h"
 #include "coreml_export.h"
+#include "file_io.h"
 #include "linquant/common/error.h"
 #include "linquant/export/coreml/manifest.h"
+#include "package_weights.h"
 
 namespace linquant::apps {
 namespace fs = std::filesystem;
 namespace mil = CoreML::Specification::MILSpec;
 namespace {
-
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot read");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
 
 std::string data_type_name(mil::DataType type) {
   switch (type) {
@@ -90,7 +84,7 @@ bool is_package_dir(const fs::path& path) {
 
 std::string package_summary(const fs::path& package, bool list_ops) {
   const coreml::Manifest manifest =
-      coreml::Manifest::from_json(read_all(package / "Manifest.json"));
+      coreml::Manifest::from_json(read_file_bytes(package / "Manifest.json"));
   fs::path model_path;
   for (const coreml::ManifestItem& item : manifest.items) {
     if (item.identifier == manifest.root_model_identifier)
@@ -98,8 +92,13 @@ std::string package_summary(const fs::path& package, bool list_ops) {
   }
   if (model_path.empty()) throw Error(package.string() + ": Manifest.json names no root model");
   CoreML::Specification::Model model;
-  if (!model.ParseFromString(read_all(model_path)))
+  const std::string model_bytes = read_file_bytes(model_path);
+  if (model_bytes.empty() || !model.ParseFromString(model_bytes) ||
+      model.specificationversion() == 0) {
     throw Error(model_path.string() + ": not a Core ML model file");
+  }
+  const int blobs =
+      model.has_mlprogram() ? check_package_weights(model_path.parent_path(), model) : 0;
 
   std::ostringstream out;
   out << "Core ML package " << package.string() << "\n";
@@ -146,6 +145,7 @@ std::string package_summary(const fs::path& package, bool list_ops) {
       }
     }
   }
+  out << "  weights: " << blobs << " blob records checked (present, intact, sized to their type)\n";
   out << "  files:\n";
   for (fs::recursive_directory_iterator it(package), end; it != end; ++it) {
     if (it->is_regular_file()) {

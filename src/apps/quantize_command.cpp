@@ -11,6 +11,7 @@
 #include "cli_common.h"
 #include "command.h"
 #include "coreml_export.h"
+#include "file_io.h"
 #include "image_data.h"
 #include "linquant/data/idx_dataset.h"
 #include "phase_timer.h"
@@ -110,7 +111,7 @@ int run_quantize(const QuantizeOptions& o) {
   config = with_milestones(config, schedule(o, config));
   recipe.config = config;
   SourceModel source = load_source_model(recipe);
-  StagedOutput output(o.output, o.overwrite);
+  StagedOutput output(o.output, o.overwrite, OutputKind::file);
 
   timer.start("data");
   const IdxFiles files = find_idx_files(o.data_dir);

@@ -8,8 +8,10 @@
 
 #include <cstring>
 #include <map>
+#include <string>
 
 #include "cli_common.h"
+#include "file_io.h"
 #include "linquant/common/error.h"
 #include "linquant/common/warning.h"
 #include "tensor_storage.h"
@@ -137,7 +139,13 @@ void save_quantized_model(const std::filesystem::path& file, const ModelRecipe& 
   archive.write("metadata_json", c10::IValue(metadata_json));
   write_tensors(archive, "prepared", prepared_state);
   write_tensors(archive, "finalized", snapshot_state(finalized));
-  archive.save_to(file.string());
+  // Into memory first: LibTorch's file writer aborts the process when the disk fills up.
+  std::string bytes;
+  archive.save_to([&bytes](const void* data, size_t size) {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  write_file_bytes(file, bytes);
 }
 
 bool is_saved_model(const std::filesystem::path& file) {
@@ -148,6 +156,10 @@ bool is_saved_model(const std::filesystem::path& file) {
     return archive.try_read("format", format) && format.isString() &&
            format.toStringRef() == kFormat;
   } catch (const c10::Error&) {
+    return false;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception&) {  // e.g. TorchScript code in the archive that does not compile
     return false;
   }
 }

@@ -7,12 +7,12 @@
 #include <torch/optim/adam.h>
 #include <torch/utils.h>
 
-#include <fstream>
 #include <iostream>
 
 #include "app_error.h"
 #include "cli_common.h"
 #include "coreml_export.h"
+#include "file_io.h"
 #include "image_data.h"
 #include "linquant/common/warning.h"
 #include "linquant/export/coreml/target.h"
@@ -75,12 +75,6 @@ class ObserversPaused {
  private:
   std::vector<std::pair<FakeQuantize, bool>> saved_;
 };
-
-void write_text(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) throw UsageError("cannot write " + path.string());
-}
 
 int64_t parameter_bytes(const torch::nn::Module& module) {
   int64_t bytes = 0;
@@ -151,7 +145,7 @@ int run_train(const TrainOptions& options) {
   LinearQuantizerConfig config =
       options.config_path.empty() ? LinearQuantizerConfig() : load_config_file(options.config_path);
   make_builtin_model(options.model);
-  StagedOutput output(options.output, options.overwrite);
+  StagedOutput output(options.output, options.overwrite, OutputKind::train_folder);
 
   timer.start("data");
   const IdxFiles files = find_idx_files(options.data_dir);
@@ -266,16 +260,17 @@ int run_train(const TrainOptions& options) {
   const std::string metadata = train_metrics_json(options, result, config.to_json());
   save_quantized_model(dir / "quantized_model.pt", recipe, prepared_state, *fmodel, metadata);
   result.saved_model_bytes = static_cast<int64_t>(disk_size(dir / "quantized_model.pt"));
-  write_text(dir / "report.txt", report.to_string() + "\n");
-  write_text(dir / "report.json", report.to_json() + "\n");
-  write_text(dir / "config.yaml", config.to_yaml());
+  write_file_bytes(dir / "report.txt", report.to_string() + "\n");
+  write_file_bytes(dir / "report.json", report.to_json() + "\n");
+  write_file_bytes(dir / "config.yaml", config.to_yaml());
   result.chart_drawn =
       draw_training_chart(dir, "curves",
                           "linquant train: " + options.model + " float vs QAT (seed " +
                               std::to_string(options.seed) + ")",
                           result.float_curves, result.qat_curves);
   timer.stop();
-  write_text(dir / "metrics.json", train_metrics_json(options, result, config.to_json()) + "\n");
+  write_file_bytes(dir / "metrics.json",
+                   train_metrics_json(options, result, config.to_json()) + "\n");
   output.commit();
 
   std::cout << "\n"

@@ -5,7 +5,9 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
+#include <cmath>
 #include <cstdio>
+#include <string>
 
 #include "linquant/common/error.h"
 #include "progress_bar.h"
@@ -33,6 +35,18 @@ void check_output(const at::Tensor& output, const ImageSet& data) {
                 " classes but the data set has labels up to " +
                 std::to_string(data.num_classes() - 1));
   }
+}
+
+std::string number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", value);
+  return buffer;
+}
+
+// Training cannot recover from a non-finite loss or weight: stop, saying where.
+Error diverged(const TrainEpochArgs& args, int64_t step, const std::string& what) {
+  return Error("training diverged at step " + std::to_string(step + 1) + " of " + args.label +
+               ": " + what + " (is the learning rate too high?)");
 }
 
 }  // namespace
@@ -73,6 +87,7 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
     optimizer.step();
 
     const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value)) throw diverged(args, step, "the loss is " + number(loss_value));
     const int64_t batch_correct = correct_count(output.detach(), labels);
     loss_sum += loss_value;
     correct += batch_correct;
@@ -95,6 +110,14 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
     bar.update(step + 1, seen,
                metrics_text(loss_sum / static_cast<double>(step + 1),
                             100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
+  }
+  // The last step's update is seen by no loss: the weights themselves must be finite.
+  for (const auto& group : optimizer.param_groups()) {
+    for (const at::Tensor& p : group.params()) {
+      if (!at::isfinite(p).all().item<bool>()) {
+        throw diverged(args, steps - 1, "a weight is not finite after the update");
+      }
+    }
   }
   EpochStats stats;
   stats.steps = steps;

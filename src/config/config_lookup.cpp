@@ -23,6 +23,10 @@ std::optional<OptionalModuleConfig> LinearQuantizerConfig::config_for_name(
   return std::nullopt;
 }
 
+std::string LinearQuantizerConfig::normalized_type(const std::string& type) {
+  return config_detail::normalize_module_type(type);
+}
+
 std::optional<OptionalModuleConfig> LinearQuantizerConfig::config_for_type(
     const std::string& type) const {
   const std::string wanted = config_detail::normalize_module_type(type);

@@ -66,6 +66,12 @@ std::string read_file(const std::string& path) {
       fail_to_read(path, error_number);
     }
     text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes) {  // also ends reading /dev/zero and the like
+      ::close(fd);
+      throw ConfigError("config file '" + path + "' is larger than " +
+                        std::to_string(kMaxConfigBytes >> 20) +
+                        " MiB; a config is a small text file");
+    }
   }
   ::close(fd);
   return text;

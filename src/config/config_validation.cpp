@@ -1,6 +1,7 @@
 // LinearQuantizerConfig::validate: the rules that span several module configs, which a
 // field-by-field reader cannot see, checked the same way for parsed and hand-built configs.
 // All errors are found before any warning is issued.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,15 +28,14 @@ using ConfigMap = std::vector<std::pair<std::string, OptionalModuleConfig>>;
 template <typename Normalize>
 void check_keys(const ConfigMap& entries, const std::string& map_path, const std::string& kind,
                 const std::string& example, Normalize normalize) {
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const std::string& key = entries[i].first;
+  std::map<std::string, const std::string*> seen;  // normalized -> the first key spelling it
+  for (const auto& [key, unused] : entries) {
     const std::string path = entry_path(map_path, key);
     if (key.empty()) throw ConfigError(path + ": empty " + kind + "; use " + example);
-    for (std::size_t j = 0; j < i; ++j) {
-      if (normalize(entries[j].first) == normalize(key)) {
-        throw ConfigError(path + ": names the same " + kind + " as " +
-                          entry_path(map_path, entries[j].first) + "; keep one entry");
-      }
+    const auto [first, inserted] = seen.emplace(normalize(key), &key);
+    if (!inserted) {
+      throw ConfigError(path + ": names the same " + kind + " as " +
+                        entry_path(map_path, *first->second) + "; keep one entry");
     }
   }
 }

@@ -3,6 +3,7 @@
 // turn the tree back into text.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "key_path.h"
@@ -15,6 +16,14 @@ struct Source {
   std::string text;
   std::string name;
 };
+
+// Limits that keep a hostile or broken config from taking the machine's memory or time: a
+// real config is a few KB and a few levels deep. Exceeding one is a ConfigError.
+inline constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
+inline constexpr std::size_t kMaxNesting = 64;
+// YAML aliases repeat a node wherever they appear, so a few hundred bytes can stand for
+// billions of values ("billion laughs"): the expanded document may hold at most this many.
+inline constexpr std::size_t kMaxValues = 1000000;
 
 // Decides whether the argument is a path or the document itself and reads the file if it
 // is a path. Throws ConfigError "cannot read config file '<path>': <OS reason>".

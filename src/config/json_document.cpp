@@ -48,6 +48,10 @@ class DuplicateKeyCheck {
     switch (event) {
       case Event::object_start:
       case Event::array_start:
+        if (frames_.size() >= kMaxNesting) {
+          throw ConfigError(next_child_path() + ": nested more than " +
+                            std::to_string(kMaxNesting) + " levels deep");
+        }
         frames_.push_back({event == Event::object_start, next_child_path(), {}, {}, 0});
         break;
       case Event::object_end:
@@ -100,6 +104,8 @@ Document parse_json(const Source& source) {
   } catch (const Document::parse_error& error) {
     throw ConfigError(source.name + ": " + line_and_column(source.text, error.byte) + ": " +
                       reason_of(error.what()));
+  } catch (const Document::out_of_range& error) {  // a number beyond double's range
+    throw ConfigError(source.name + ": " + reason_of(error.what()));
   }
 }
 

@@ -29,42 +29,57 @@ Document scalar_value(const YAML::Node& node) {
   return node.Scalar();  // an application tag (!foo) carries no type we know
 }
 
-Document convert(const YAML::Node& node, const std::string& path) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      return scalar_value(node);
-    case YAML::NodeType::Sequence: {
-      Document array = Document::array();
-      for (std::size_t i = 0; i < node.size(); ++i) {
-        array.push_back(convert(node[i], index_path(path, i)));
-      }
-      return array;
+// Expands the node tree (aliases included) into a document, within kMaxNesting and kMaxValues.
+class Converter {
+ public:
+  Document convert(const YAML::Node& node, const std::string& path, std::size_t depth = 0) {
+    if (++values_ > kMaxValues) {
+      throw ConfigError(path + ": the document expands to more than " + std::to_string(kMaxValues) +
+                        " values (aliases repeating aliases?)");
     }
-    case YAML::NodeType::Map: {
-      Document object = Document::object();
-      std::set<std::string> seen;
-      // Iterators yield proxies by value: copy the key and value nodes (cheap handles).
-      for (const auto& pair : node) {
-        const YAML::Node key = pair.first;
-        if (!key.IsScalar()) {
-          throw ConfigError(path + ": " + position(key.Mark()) +
-                            ": keys must be strings (quote a key such as ~ or null)");
-        }
-        const std::string name = key.Scalar();
-        if (!seen.insert(name).second) {
-          throw ConfigError(path + ": " + position(key.Mark()) + ": duplicate key " +
-                            quoted(name) + "; each key may appear once");
-        }
-        object[name] = convert(pair.second, child_path(path, name));
-      }
-      return object;
+    if (depth > kMaxNesting) {
+      throw ConfigError(path + ": " + position(node.Mark()) + ": nested more than " +
+                        std::to_string(kMaxNesting) + " levels deep");
     }
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      break;
+    switch (node.Type()) {
+      case YAML::NodeType::Scalar:
+        return scalar_value(node);
+      case YAML::NodeType::Sequence: {
+        Document array = Document::array();
+        for (std::size_t i = 0; i < node.size(); ++i) {
+          array.push_back(convert(node[i], index_path(path, i), depth + 1));
+        }
+        return array;
+      }
+      case YAML::NodeType::Map: {
+        Document object = Document::object();
+        std::set<std::string> seen;
+        // Iterators yield proxies by value: copy the key and value nodes (cheap handles).
+        for (const auto& pair : node) {
+          const YAML::Node key = pair.first;
+          if (!key.IsScalar()) {
+            throw ConfigError(path + ": " + position(key.Mark()) +
+                              ": keys must be strings (quote a key such as ~ or null)");
+          }
+          const std::string name = key.Scalar();
+          if (!seen.insert(name).second) {
+            throw ConfigError(path + ": " + position(key.Mark()) + ": duplicate key " +
+                              quoted(name) + "; each key may appear once");
+          }
+          object[name] = convert(pair.second, child_path(path, name), depth + 1);
+        }
+        return object;
+      }
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined:
+        break;
+    }
+    return nullptr;
   }
-  return nullptr;
-}
+
+ private:
+  std::size_t values_ = 0;
+};
 
 }  // namespace
 
@@ -82,7 +97,7 @@ Document parse_yaml(const Source& source) {
   }
   // An empty file (or one with only comments) is the empty config, as in coremltools.
   if (documents.empty() || documents[0].IsNull()) return Document::object();
-  return convert(documents[0], kRootPath);
+  return Converter().convert(documents[0], kRootPath);
 }
 
 }  // namespace linquant::config_detail

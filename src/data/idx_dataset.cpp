@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -17,14 +18,17 @@ namespace linquant {
 namespace {
 
 constexpr uint32_t kUnsignedByteType = 0x08;
+// Larger data sets are not what this reader is for (ImageNet-sized sets are not IDX files).
+constexpr uint64_t kMaxDataBytes = uint64_t{64} << 30;
+constexpr uint64_t kInflateChunk = uint64_t{64} << 20;
 
 struct GzCloser {
   void operator()(gzFile_s* file) const { gzclose(file); }
 };
 using GzFile = std::unique_ptr<gzFile_s, GzCloser>;
 
-void read_exact(gzFile file, void* buffer, size_t size, const std::string& path,
-                const char* what) {
+// Reads until `size` bytes or the end of the file; returns how many were read.
+size_t read_up_to(gzFile file, void* buffer, size_t size, const std::string& path) {
   size_t done = 0;
   auto* out = static_cast<char*>(buffer);
   while (done < size) {
@@ -34,11 +38,17 @@ void read_exact(gzFile file, void* buffer, size_t size, const std::string& path,
       int code = 0;
       throw DataError(path + ": cannot decompress: " + gzerror(file, &code));
     }
-    if (got == 0) {
-      throw DataError(path + ": file is truncated: " + what + " needs " + std::to_string(size) +
-                      " bytes, found " + std::to_string(done));
-    }
+    if (got == 0) break;
     done += static_cast<size_t>(got);
+  }
+  return done;
+}
+
+void read_exact(gzFile file, void* buffer, size_t size, const std::string& path, const char* what) {
+  const size_t done = read_up_to(file, buffer, size, path);
+  if (done < size) {
+    throw DataError(path + ": file is truncated: " + what + " needs " + std::to_string(size) +
+                    " bytes, found " + std::to_string(done));
   }
 }
 
@@ -74,17 +84,45 @@ at::Tensor read_idx_file(const std::string& path) {
                     "; expected 2049 for labels or 2051 for images)");
   }
   std::vector<int64_t> shape(rank);
-  int64_t count = 1;
+  uint64_t count = 1;
   for (int d = 0; d < rank; ++d) {
     std::array<unsigned char, 4> size{};
     read_exact(file.get(), size.data(), 4, path, "the IDX header");
     shape[d] = big_endian(size);
-    count *= shape[d];
+    if (__builtin_mul_overflow(count, static_cast<uint64_t>(shape[d]), &count)) count = UINT64_MAX;
   }
-  at::Tensor data = at::empty(shape, at::kByte);
-  read_exact(file.get(), data.data_ptr<uint8_t>(), static_cast<size_t>(count), path,
-             "the IDX data");
-  return data;
+  if (count > kMaxDataBytes) {
+    throw DataError(path + ": the header claims " + std::to_string(count) +
+                    " bytes of data, more than the " + std::to_string(kMaxDataBytes >> 30) +
+                    " GiB linquant reads");
+  }
+  const auto truncated = [&](uint64_t found) {
+    return DataError(path + ": file is truncated: the IDX data needs " + std::to_string(count) +
+                     " bytes, found " + std::to_string(found));
+  };
+  // The header alone must not make us allocate: a plain file's size is known; a gzipped one
+  // is inflated in chunks, so memory follows the data that is actually there.
+  if (gzdirect(file.get())) {
+    std::error_code error;
+    const uintmax_t file_size = std::filesystem::file_size(path, error);
+    const uintmax_t header = 4 + 4 * static_cast<uintmax_t>(rank);
+    if (!error && file_size < header + count) {
+      throw truncated(file_size - std::min(file_size, header));
+    }
+    at::Tensor data = at::empty(shape, at::kByte);
+    read_exact(file.get(), data.data_ptr<uint8_t>(), count, path, "the IDX data");
+    return data;
+  }
+  auto bytes = std::make_unique<std::vector<uint8_t>>();
+  while (bytes->size() < count) {
+    const size_t done = bytes->size();
+    const size_t want = std::min<uint64_t>(count - done, kInflateChunk);
+    bytes->resize(done + want);
+    const size_t got = read_up_to(file.get(), bytes->data() + done, want, path);
+    if (got < want) throw truncated(done + got);
+  }
+  std::vector<uint8_t>* owned = bytes.release();
+  return at::from_blob(owned->data(), shape, [owned](void*) { delete owned; }, at::kByte);
 }
 
 ImageSplit load_idx_split(const std::string& dir, const std::string& split) {

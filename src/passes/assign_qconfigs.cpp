@@ -58,4 +58,24 @@ QConfigTable assign_qconfigs(const ir::Graph& graph, const LinearQuantizerConfig
   return table;
 }
 
+std::vector<std::string> unmatched_type_configs(const ir::Graph& graph,
+                                                const LinearQuantizerConfig& config) {
+  std::set<std::string> present;  // every type name a config key could match, normalized
+  for (const ir::Node& node : graph.nodes()) {
+    if (!node.scope.module_type.empty()) {
+      present.insert(LinearQuantizerConfig::normalized_type(node.scope.module_type));
+    }
+    if (node.scope.functional) {
+      for (const std::string& name : functional_type_names(node)) {
+        present.insert(LinearQuantizerConfig::normalized_type(name));
+      }
+    }
+  }
+  std::vector<std::string> unmatched;
+  for (const auto& [key, unused] : config.module_type_configs) {
+    if (!present.count(LinearQuantizerConfig::normalized_type(key))) unmatched.push_back(key);
+  }
+  return unmatched;
+}
+
 }  // namespace linquant::passes

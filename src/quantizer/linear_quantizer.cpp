@@ -21,6 +21,16 @@ frontend::CaptureOptions capture_options(const LinearQuantizerConfig& config) {
 
 // coremltools logs names in module_name_configs that match no submodule; so do we, since
 // a typo there silently quantizes the module with the default config.
+// A few warnings name the entries; a config with thousands of stale entries gets a count,
+// not thousands of lines.
+void warn_each(const std::vector<std::string>& messages, const std::string& summary) {
+  constexpr size_t kNamed = 10;
+  for (size_t i = 0; i < messages.size() && i < kNamed; ++i) warn(messages[i]);
+  if (messages.size() > kNamed) {
+    warn("... and " + std::to_string(messages.size() - kNamed) + " more " + summary);
+  }
+}
+
 void warn_about_unknown_names(const ir::Graph& graph, const LinearQuantizerConfig& config) {
   std::set<std::string> modules;
   for (const ir::Node& node : graph.nodes()) {
@@ -31,11 +41,21 @@ void warn_about_unknown_names(const ir::Graph& graph, const LinearQuantizerConfi
       name = dot == std::string::npos ? "" : name.substr(0, dot);
     }
   }
+  std::vector<std::string> messages;
   for (const auto& [name, unused] : config.module_name_configs) {
     if (!modules.count(name)) {
-      warn("module_name_configs[\"" + name + "\"] matches no submodule of the model; it has no effect");
+      messages.push_back("module_name_configs[\"" + name +
+                         "\"] matches no submodule of the model; it has no effect");
     }
   }
+  warn_each(messages, "module_name_configs entries match no submodule of the model");
+  messages.clear();
+  for (const std::string& type : passes::unmatched_type_configs(graph, config)) {
+    messages.push_back("module_type_configs[\"" + type +
+                       "\"] matches no module type or function of the model (type names are "
+                       "case-sensitive, e.g. Conv2d); it has no effect");
+  }
+  warn_each(messages, "module_type_configs entries match nothing in the model");
 }
 
 // Copies every tensor of the graph (prepare with inplace = false).

@@ -89,3 +89,16 @@ def load_package(path):
 def leftovers(folder):
     """Temporary outputs (hidden .NAME.tmp-XXXXXX siblings) left in `folder`."""
     return [p.name for p in Path(folder).iterdir() if ".tmp-" in p.name]
+
+
+def check_refused(done, folder, *fragments):
+    """A refused run: exit code 2, one error line holding every fragment, no crash report and
+    no temporary folder left in `folder`."""
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    lines = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, done.stderr
+    assert "internal error" not in done.stderr and "terminate called" not in done.stderr
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert leftovers(folder) == []

@@ -4,7 +4,7 @@ tensor is used, and leave nothing behind. LibTorch's loaders accept such files; 
 check, quantize corrupted the heap and export read past the buffer."""
 import zipfile
 
-from conftest import leftovers, run
+from conftest import check_refused, run
 
 
 def shrink_largest_record(source, target):
@@ -19,15 +19,6 @@ def shrink_largest_record(source, target):
                     payload = payload[:len(payload) // 2]
                 zout.writestr(info.filename, payload)
     return victim.filename
-
-
-def check_refused(done, folder, *fragments):
-    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
-    lines = [line for line in done.stderr.splitlines() if "error:" in line]
-    assert len(lines) == 1, done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert leftovers(folder) == []
 
 
 def test_torchscript_with_short_storage(tutorial_torchscript, small_data, tmp_path):

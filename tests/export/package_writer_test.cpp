@@ -109,15 +109,24 @@ TEST_F(PackageWriterTest, ExistingPackageNeedsOverwrite) {
   EXPECT_EQ(entries(dir_), (std::set<std::string>{"m.mlpackage"}));  // old one removed
 }
 
-TEST_F(PackageWriterTest, OverwriteReplacesAFile) {
-  std::ofstream(dir_ / "m.mlpackage") << "not a package";
-  EXPECT_THROW(save_package(dir_ / "m", small_program()), ExportError);
-  EXPECT_EQ(read_file(dir_ / "m.mlpackage"), "not a package");
+TEST_F(PackageWriterTest, OverwriteReplacesOnlyAPackage) {
   PackageWriteOptions options;
   options.overwrite = true;
-  save_package(dir_ / "m", small_program(), {}, options);
-  EXPECT_TRUE(fs::is_directory(dir_ / "m.mlpackage"));
-  EXPECT_EQ(entries(dir_), (std::set<std::string>{"m.mlpackage"}));
+  std::ofstream(dir_ / "m.mlpackage") << "not a package";
+  fs::create_directory(dir_ / "d.mlpackage");
+  std::ofstream(dir_ / "d.mlpackage" / "notes.txt") << "someone's folder";
+  for (const char* name : {"m", "d"}) {
+    try {
+      save_package(dir_ / name, small_program(), {}, options);
+      FAIL() << "expected an error for " << name;
+    } catch (const ExportError& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("not a Core ML package"), std::string::npos) << message;
+    }
+  }
+  EXPECT_EQ(read_file(dir_ / "m.mlpackage"), "not a package");
+  EXPECT_EQ(read_file(dir_ / "d.mlpackage" / "notes.txt"), "someone's folder");
+  EXPECT_EQ(entries(dir_), (std::set<std::string>{"d.mlpackage", "m.mlpackage"}));
 }
 
 TEST_F(PackageWriterTest, MissingParentFailsAndLeavesNothing) {

@@ -90,6 +90,9 @@ TEST_P(ReluFakeQuantize, MatchesReluThenFakeQuantizeBitForBit) {
       const at::Tensor ga = torch::autograd::grad({ya}, {a}, {grad})[0];
       const at::Tensor gb = torch::autograd::grad({yb}, {b}, {grad})[0];
       expect_same_bits(ga, gb, what + " gradient");
+      // Equal parameters mean something only if both sides observed the input.
+      ASSERT_TRUE(fused->activation_post_process->has_observed()) << what;
+      ASSERT_TRUE(composite->activation_post_process->has_observed()) << what;
       EXPECT_EQ(fused->scale.item<float>(), composite->scale.item<float>()) << what;
       EXPECT_EQ(fused->zero_point.item<int32_t>(), composite->zero_point.item<int32_t>()) << what;
       EXPECT_EQ(fused->activation_post_process->min_val.item<float>(),
@@ -114,7 +117,15 @@ TEST(ReluFakeQuantizeModule, DisabledFakeQuantStillObservesTheReluOutput) {
   const at::Tensor x = tricky_input(3, 999);
   expect_same_bits(fused->forward_after_relu(x), at::relu(x), "output");
   composite->forward(at::relu(x));
-  EXPECT_EQ(fused->scale.item<float>(), composite->scale.item<float>());
+  ASSERT_TRUE(fused->activation_post_process->has_observed());
+  ASSERT_TRUE(composite->activation_post_process->has_observed());
+  const float max_val = fused->activation_post_process->max_val.item<float>();
+  EXPECT_GT(max_val, 0.0f);  // a ReLU output of random data: observed, not the initial value
+  EXPECT_EQ(max_val, composite->activation_post_process->max_val.item<float>());
+  EXPECT_EQ(fused->activation_post_process->min_val.item<float>(),
+            composite->activation_post_process->min_val.item<float>());
+  // The parameters the observed range gives are the same on both paths.
+  EXPECT_TRUE(at::equal(fused->calculate_qparams().first, composite->calculate_qparams().first));
 }
 
 TEST(ReluFakeQuantizeModule, OnlyNonFiniteInputLeavesTheObserverUnset) {

@@ -46,6 +46,8 @@ class LinearQuantizerConfig {
   // "nn." (and LibTorch's "torch::nn::...Impl") on both sides: "torch.nn.Conv2d" finds "Conv2d".
   std::optional<OptionalModuleConfig> config_for_name(const std::string& qualified_name) const;
   std::optional<OptionalModuleConfig> config_for_type(const std::string& type) const;
+  // The spelling config_for_type compares type names in: "torch.nn.Conv2d" -> "Conv2d".
+  static std::string normalized_type(const std::string& type);
   // The config one module gets, all levels combined as torch's QConfigMapping does: its name
   // (or nearest parent name), else its type, else global_config; if global_config is null,
   // the default config with the model's quantization_scheme and algorithm. nullopt: the

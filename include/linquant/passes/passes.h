@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "linquant/config/linear_quantizer_config.h"
 #include "linquant/ir/graph.h"
@@ -17,6 +18,10 @@ using QConfigTable = std::map<std::string, OptionalModuleConfig>;
 // Config application with coremltools' precedence: module name (and its parents), then
 // module type (functional ops by "torch.add"-style names), then the global config.
 QConfigTable assign_qconfigs(const ir::Graph& graph, const LinearQuantizerConfig& config);
+// The module_type_configs keys that name no module type of the graph and none of the names its
+// functional ops go by (e.g. a misspelt "Conv2D"): entries that have no effect.
+std::vector<std::string> unmatched_type_configs(const ir::Graph& graph,
+                                                const LinearQuantizerConfig& config);
 
 // Pattern fusion (reference 3.4): BatchNorm folded into the preceding conv/linear node
 // (attrs bn_*); activations after conv/linear/BN/add/mul/matmul marked `fused_with`.

@@ -156,7 +156,16 @@ fs::path write_package(const fs::path& path, const PackageContents& contents,
     struct stat st;
     if (::stat(parent.c_str(), &st) != 0) fail("parent directory", parent, errno);
     if (!S_ISDIR(st.st_mode)) fail("parent", parent, ENOTDIR);
-    if (!options.overwrite && path_exists(dest)) throw already_exists();
+    if (path_exists(dest)) {
+      if (!options.overwrite) throw already_exists();
+      // Overwriting replaces a package, never a file or folder that only has its name.
+      struct stat manifest;
+      if (::stat((dest / "Manifest.json").c_str(), &manifest) != 0 || !S_ISREG(manifest.st_mode)) {
+        throw ExportError(
+            "it exists and is not a Core ML package (no Manifest.json); "
+            "overwrite replaces only a package");
+      }
+    }
 
     const fs::path temp = parent / ("." + dest.filename().string() + ".tmp-" + random_tag());
     make_directory(temp);
