@@ -4,12 +4,13 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
-
+#include <csignal>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "app_error.h"
+#include "checkpoint.h"
 #include "cli_common.h"
 #include "command.h"
 
@@ -72,6 +73,12 @@ int main(int argc, char** argv) {
   using linquant::apps::one_line;
   try {
     return run(argc, argv);
+  } catch (const linquant::apps::Interrupted& interrupted) {
+    // The checkpoint is written and the temporary output removed: end by the signal itself.
+    std::cerr << "\nlinquant: " << interrupted.what() << "\n";
+    std::signal(interrupted.signal_number(), SIG_DFL);
+    std::raise(interrupted.signal_number());
+    return 128 + interrupted.signal_number();
   } catch (const linquant::Error& error) {
     std::cerr << "linquant: error: " << one_line(error.what()) << "\n";
     return linquant::apps::kExitBadInput;

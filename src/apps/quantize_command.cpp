@@ -6,8 +6,11 @@
 
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "app_error.h"
+#include "checkpoint.h"
 #include "cli_common.h"
 #include "command.h"
 #include "coreml_export.h"
@@ -17,6 +20,7 @@
 #include "phase_timer.h"
 #include "progress_bar.h"
 #include "saved_model.h"
+#include "signal_cleanup.h"
 #include "staged_output.h"
 #include "training.h"
 
@@ -38,7 +42,28 @@ struct QuantizeOptions {
   int64_t eval_size = 0;  // test images evaluated (0: all)
   std::string output;
   bool overwrite = false;
+  int64_t checkpoint_every = 0;  // steps; with --resume alone, checkpoints only on signals
+  bool resume = false;
 };
+
+bool checkpointing(const QuantizeOptions& o) { return o.checkpoint_every > 0 || o.resume; }
+
+// What a resumed run must share with the interrupted one: the checkpoint holds the rest.
+std::string run_identity(const QuantizeOptions& o, const ModelRecipe& recipe,
+                         const Milestones& milestones) {
+  nlohmann::json identity = {
+      {"model_bytes", recipe.torchscript.size()},
+      {"model_hash", std::to_string(std::hash<std::string>{}(recipe.torchscript))},
+      {"config", recipe.config.to_json()},
+      {"data", o.data_dir},
+      {"steps", o.steps},
+      {"milestones", {milestones[0], milestones[1], milestones[2], milestones[3]}},
+      {"input_shape", o.input_shape},
+      {"batch_size", o.batch_size},
+      {"lr", o.lr},
+      {"seed", o.seed}};
+  return identity.dump();
+}
 
 Milestones schedule(const QuantizeOptions& o, const LinearQuantizerConfig& config) {
   if (o.calibrate) return {0, o.steps, o.steps, 0};  // coremltools' calibration recipe
@@ -68,21 +93,48 @@ void calibrate(LinearQuantizer& quantizer, GraphModule model, const ImageSet& da
   bar.finish("");
 }
 
-// QAT for exactly `steps` batches, epochs of the data set in turn.
+// QAT for exactly `steps` batches, epochs of the data set in turn; with a checkpoint, resumed
+// from it and saved every --checkpoint-every steps and when a signal asks the run to stop.
 void train_steps(LinearQuantizer& quantizer, GraphModule model, const ImageSet& data,
-                 const QuantizeOptions& o) {
+                 const QuantizeOptions& o, const Checkpoint* checkpoint) {
   model->train();
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-7));
   const int64_t per_epoch = num_batches(data.size(), o.batch_size);
+  int64_t start = 0;
+  if (checkpoint && o.resume) {
+    start = checkpoint->load(quantizer, optimizer);
+    std::cerr << "linquant quantize: resuming at step " << start << " of " << o.steps << " from "
+              << checkpoint->folder().string() << "\n";
+  }
+  std::optional<DeferredSignals> deferred;
+  if (checkpoint) deferred.emplace();
   const Forward forward = [&](const at::Tensor& x) { return model->forward(x); };
-  for (int64_t done = 0, epoch = 0; done < o.steps; ++epoch) {
+  for (int64_t done = start / per_epoch * per_epoch, epoch = start / per_epoch; done < o.steps;
+       ++epoch) {
     const int64_t steps = std::min(per_epoch, o.steps - done);
     TrainEpochArgs args;
     args.label = "QAT " + std::to_string(done + steps) + "/" + std::to_string(o.steps);
     args.batch_size = o.batch_size;
     args.seed = o.seed;
     args.epoch = epoch;
+    args.first_step = std::max<int64_t>(0, start - done);
     args.before_step = [&] { quantizer.step(); };
+    if (checkpoint) {
+      args.after_step = [&, done](int64_t in_epoch) {
+        const int64_t step = done + in_epoch;
+        const int signal_number = pending_signal();
+        if (signal_number != 0 && step < o.steps) {
+          checkpoint->save(quantizer, optimizer, step);
+          throw Interrupted(signal_number, "interrupted after step " + std::to_string(step) +
+                                               " of " + std::to_string(o.steps) +
+                                               "; checkpoint in " + checkpoint->folder().string() +
+                                               ": run the same command with --resume to continue");
+        }
+        if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0 && step < o.steps) {
+          checkpoint->save(quantizer, optimizer, step);
+        }
+      };
+    }
     ImageSet epoch_data = data;
     if (steps < per_epoch) {
       // A partial last epoch: a random subset of `steps` batches.
@@ -112,6 +164,24 @@ int run_quantize(const QuantizeOptions& o) {
   recipe.config = config;
   SourceModel source = load_source_model(recipe);
   StagedOutput output(o.output, o.overwrite, OutputKind::file);
+  std::optional<Checkpoint> checkpoint;
+  if (checkpointing(o)) {
+    if (o.calibrate)
+      throw UsageError("--checkpoint-every and --resume are for QAT, not --calibrate");
+    if (o.checkpoint_every < 0) throw UsageError("--checkpoint-every must be positive");
+    checkpoint.emplace(output.destination(), run_identity(o, recipe, *config.milestones()));
+  }
+  {
+    const Checkpoint probe(output.destination(), "");
+    if (probe.exists() && !o.resume) {
+      throw UsageError(probe.folder().string() +
+                       " holds the checkpoint of an interrupted run: "
+                       "add --resume to continue it, or delete the folder");
+    }
+    if (o.resume && !probe.exists()) {
+      throw UsageError("--resume: no checkpoint in " + probe.folder().string());
+    }
+  }
 
   timer.start("data");
   const IdxFiles files = find_idx_files(o.data_dir);
@@ -138,7 +208,7 @@ int run_quantize(const QuantizeOptions& o) {
   if (o.calibrate)
     calibrate(*quantizer, model, train, o);
   else
-    train_steps(*quantizer, model, train, o);
+    train_steps(*quantizer, model, train, o, checkpoint ? &*checkpoint : nullptr);
 
   timer.start("evaluation");
   model->eval();
@@ -172,6 +242,7 @@ int run_quantize(const QuantizeOptions& o) {
   save_quantized_model(output.dir() / "model.pt", recipe, prepared_state, *finalized, metadata);
   timer.stop();
   output.commit("model.pt");
+  if (checkpoint) checkpoint->remove();  // the run is complete
 
   std::cout << quantizer->report().to_string() << "\n\n";
   std::printf("%s of %s: %lld steps, batch %lld\n", o.calibrate ? "Calibration" : "QAT",
@@ -222,6 +293,10 @@ Command add_quantize_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("-o,--output", o->output, "the saved quantized model (.pt)")->required();
   app->add_flag("--overwrite", o->overwrite, "replace an existing output file");
+  app->add_option("--checkpoint-every", o->checkpoint_every,
+                  "save a checkpoint every N steps into OUTPUT.checkpoint (and on Ctrl-C)");
+  app->add_flag("--resume", o->resume,
+                "continue an interrupted run from OUTPUT.checkpoint (same options)");
   return {app, [o] { return run_quantize(*o); }};
 }
 

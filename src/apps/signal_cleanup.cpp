@@ -67,7 +67,14 @@ void remove_tree_at(int parent, const char* name, int depth) {
   ::unlinkat(parent, name, AT_REMOVEDIR);
 }
 
+std::atomic<int> g_deferring{0};
+volatile std::sig_atomic_t g_pending = 0;
+
 extern "C" void remove_and_reraise(int signal_number) {
+  if (g_deferring.load() > 0 && signal_number != SIGPIPE && g_pending == 0) {
+    g_pending = signal_number;  // the training loop stops at the end of its step
+    return;
+  }
   for (Slot& slot : g_slots) {
     if (slot.used.load()) remove_tree_at(AT_FDCWD, slot.path, 0);
   }
@@ -104,5 +111,14 @@ int remove_on_signal(const std::string& path) {
 void forget_on_signal(int handle) {
   if (handle >= 0 && handle < kSlots) g_slots[handle].used.store(false);
 }
+
+DeferredSignals::DeferredSignals() {
+  install_handlers();
+  ++g_deferring;
+}
+
+DeferredSignals::~DeferredSignals() { --g_deferring; }
+
+int pending_signal() { return g_pending; }
 
 }  // namespace linquant::apps

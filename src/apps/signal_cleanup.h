@@ -13,4 +13,18 @@ namespace linquant::apps {
 int remove_on_signal(const std::string& path);
 void forget_on_signal(int handle);
 
+// While one lives, SIGINT, SIGTERM and SIGHUP are only recorded (see pending_signal()), so
+// that a training loop can stop at the end of a step and write a checkpoint; a second signal
+// ends the process at once, as without it.
+class DeferredSignals {
+ public:
+  DeferredSignals();
+  ~DeferredSignals();
+  DeferredSignals(const DeferredSignals&) = delete;
+  DeferredSignals& operator=(const DeferredSignals&) = delete;
+};
+
+// The signal recorded while deferred, or 0.
+int pending_signal();
+
 }  // namespace linquant::apps

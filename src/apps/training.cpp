@@ -73,7 +73,7 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
   ProgressBar bar(args.label, steps);
   double loss_sum = 0, window_loss = 0;
   int64_t correct = 0, seen = 0, window_correct = 0, window_seen = 0, window_steps = 0;
-  for (int64_t step = 0; step < steps; ++step) {
+  for (int64_t step = args.first_step; step < steps; ++step) {
     const at::Tensor index =
         order.slice(0, step * args.batch_size, std::min(size, (step + 1) * args.batch_size));
     const at::Tensor images = data.images.index_select(0, index);
@@ -107,9 +107,11 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
       window_loss = 0;
       window_correct = window_seen = window_steps = 0;
     }
+    const double done = static_cast<double>(step + 1 - args.first_step);
     bar.update(step + 1, seen,
-               metrics_text(loss_sum / static_cast<double>(step + 1),
+               metrics_text(loss_sum / done,
                             100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
+    if (args.after_step) args.after_step(step + 1);
   }
   // The last step's update is seen by no loss: the weights themselves must be finite.
   for (const auto& group : optimizer.param_groups()) {
@@ -121,7 +123,7 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
   }
   EpochStats stats;
   stats.steps = steps;
-  stats.loss = loss_sum / static_cast<double>(steps);
+  stats.loss = loss_sum / static_cast<double>(std::max<int64_t>(1, steps - args.first_step));
   stats.accuracy =
       100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(seen, 1));
   stats.seconds = bar.elapsed_seconds();

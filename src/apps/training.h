@@ -46,6 +46,9 @@ struct TrainEpochArgs {
   double curve_x_start = 0;  // x of this epoch's first step on the curve
   int points_per_epoch = 20;
   std::function<void()> before_step;  // e.g. LinearQuantizer::step(), as the tutorial does
+  int64_t first_step = 0;             // steps of this epoch done before (a resumed run skips them)
+  // After each step's update, with the number of this epoch's steps done (checkpoints).
+  std::function<void(int64_t steps_done)> after_step;
 };
 
 // Trains one epoch in the model's current mode; appends to `curve` when given.

@@ -241,3 +241,57 @@ def test_inspect_finds_damaged_packages(good_package, tmp_path, damage, fragment
     assert "blob records checked" in healthy.stdout
     done = run("inspect", damaged_copy(good_package, tmp_path, damage))
     check_refused(done, tmp_path, fragment)
+
+
+# --- checkpoints and resume ----------------------------------------------------------------
+
+def quantize_command(model, data, out, *extra):
+    return [linquant_bin(), "quantize", "--model", str(model), "--data", str(data), "--steps",
+            "150", "--batch-size", "16", "--threads", "2", "-o", str(out), *map(str, extra)]
+
+
+def interrupt_after_first_checkpoint(command, checkpoint, signal_number):
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    assert checkpoint.exists(), "no checkpoint was written"
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_resumed_run_is_bit_identical(tmp_path, small_data, tutorial_torchscript, signal_number):
+    whole = tmp_path / "whole.pt"
+    done = subprocess.run(quantize_command(tutorial_torchscript, small_data, whole),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    out = tmp_path / "resumed.pt"
+    checkpoint = tmp_path / "resumed.pt.checkpoint" / "checkpoint.pt"
+    command = quantize_command(tutorial_torchscript, small_data, out, "--checkpoint-every", 20)
+    code, stderr = interrupt_after_first_checkpoint(command, checkpoint, signal_number)
+    assert code == -signal_number, stderr[-2000:]
+    assert "--resume" in stderr and "interrupted after step" in stderr, stderr[-2000:]
+    assert not out.exists() and leftovers(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resumed.pt.checkpoint", "whole.pt"]
+
+    # Without --resume the checkpoint is not silently dropped; with other options it is refused.
+    check_refused(subprocess.run(command, capture_output=True, text=True, timeout=600),
+                  tmp_path, "--resume")
+    other = quantize_command(tutorial_torchscript, small_data, out, "--resume", "--lr", "0.001")
+    check_refused(subprocess.run(other, capture_output=True, text=True, timeout=600), tmp_path,
+                  "other options", "lr")
+
+    done = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming at step" in done.stderr
+    assert not (tmp_path / "resumed.pt.checkpoint").exists()
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_resume_without_checkpoint(tmp_path, small_data, tutorial_torchscript):
+    done = quantize(tutorial_torchscript, small_data, tmp_path / "q.pt", "--resume")
+    check_refused(done, tmp_path, "no checkpoint")

@@ -19,6 +19,10 @@ class Sequential;
 namespace torch::jit {
 struct Module;
 }  // namespace torch::jit
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
 
 namespace linquant {
 
@@ -57,6 +61,16 @@ class LinearQuantizer {
   // owns copies of every tensor unless `inplace`, in which case tensors that finalize does
   // not change stay shared with the prepared model. `model` defaults to the prepared one.
   GraphModule finalize(GraphModule model = nullptr, bool inplace = false);
+
+  // Training checkpoints. save_state writes what QAT changes: every parameter and buffer of
+  // the prepared model (weights, observer ranges, qparams, observer and fake-quant switches,
+  // BatchNorm statistics and freeze flags) and the milestone step count. Add the optimizer
+  // and anything else of your loop to the same archive. load_state restores them into a
+  // quantizer prepared from the same model and config, and throws linquant::Error when the
+  // archive holds another model's state. The prepared model keeps its tensors (an optimizer
+  // made on it stays attached); the values are copied in.
+  void save_state(torch::serialize::OutputArchive& archive) const;
+  void load_state(torch::serialize::InputArchive& archive);
 
   bool is_prepared() const { return static_cast<bool>(prepared_); }
   GraphModule model() const;
