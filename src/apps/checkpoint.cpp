@@ -1,6 +1,5 @@
-// The checkpoint file is a torch::serialize archive: format tag, identity, step, the
-// LinearQuantizer's state (LinearQuantizer::save_state), the optimizer (its own archive) and
-// the CPU random generator's state.
+// The checkpoint file is a torch::serialize archive: format tag, identity, step, the CPU
+// random generator's state, and what the command adds.
 #include "checkpoint.h"
 
 #include <ATen/ATen.h>
@@ -14,6 +13,7 @@
 
 #include "app_error.h"
 #include "file_io.h"
+#include "signal_cleanup.h"
 
 namespace linquant::apps {
 namespace fs = std::filesystem;
@@ -53,16 +53,12 @@ bool Checkpoint::exists() const {
   return fs::exists(folder_ / kFileName, error);
 }
 
-void Checkpoint::save(const LinearQuantizer& quantizer, torch::optim::Optimizer& optimizer,
-                      int64_t step) const {
+void Checkpoint::save(int64_t step, const StateWriter& write) const {
   torch::serialize::OutputArchive archive;
   archive.write("format", c10::IValue(std::string(kFormat)));
   archive.write("identity", c10::IValue(identity_));
   archive.write("step", c10::IValue(step));
-  quantizer.save_state(archive);
-  torch::serialize::OutputArchive optimizer_archive;
-  optimizer.save(optimizer_archive);
-  archive.write("optimizer", optimizer_archive);
+  write(archive);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   at::Tensor rng;
   {
@@ -85,7 +81,7 @@ void Checkpoint::save(const LinearQuantizer& quantizer, torch::optim::Optimizer&
     throw UsageError("cannot write " + (folder_ / kFileName).string() + ": " + error.message());
 }
 
-int64_t Checkpoint::load(LinearQuantizer& quantizer, torch::optim::Optimizer& optimizer) const {
+int64_t Checkpoint::load(const StateReader& read) const {
   const fs::path file = folder_ / kFileName;
   const std::string bytes = read_file_bytes(file);
   torch::serialize::InputArchive archive;
@@ -107,10 +103,7 @@ int64_t Checkpoint::load(LinearQuantizer& quantizer, torch::optim::Optimizer& op
                      first_difference(identity.toStringRef(), identity_) + ")");
   }
   try {
-    quantizer.load_state(archive);
-    torch::serialize::InputArchive optimizer_archive;
-    archive.read("optimizer", optimizer_archive);
-    optimizer.load(optimizer_archive);
+    read(archive);
     at::Tensor rng;
     archive.read("rng", rng, /*is_buffer=*/true);
     at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -123,9 +116,53 @@ int64_t Checkpoint::load(LinearQuantizer& quantizer, torch::optim::Optimizer& op
   return step.toInt();
 }
 
+std::optional<Checkpoint> open_checkpoint(const fs::path& output, int64_t every, bool resume,
+                                          std::string identity) {
+  Checkpoint checkpoint(output, std::move(identity));
+  if (checkpoint.exists() && !resume) {
+    throw UsageError(checkpoint.folder().string() +
+                     " holds the checkpoint of an interrupted run: add --resume to continue it, "
+                     "or delete the folder");
+  }
+  if (resume && !checkpoint.exists()) {
+    throw UsageError("--resume: no checkpoint in " + checkpoint.folder().string());
+  }
+  if (every < 0) throw UsageError("--checkpoint-every must be positive");
+  if (every == 0 && !resume) return std::nullopt;
+  return checkpoint;
+}
+
+void Checkpoint::after_step(int64_t step, int64_t total, int64_t every,
+                            const StateWriter& write) const {
+  if (step >= total) return;  // the run is about to finish: nothing left to resume
+  const int signal_number = pending_signal();
+  if (signal_number == 0 && (every <= 0 || step % every != 0)) return;
+  save(step, write);
+  if (signal_number != 0) {
+    throw Interrupted(signal_number, "interrupted after step " + std::to_string(step) + " of " +
+                                         std::to_string(total) + "; checkpoint in " +
+                                         folder_.string() +
+                                         ": run the same command with --resume to continue");
+  }
+}
+
 void Checkpoint::remove() const {
   std::error_code error;
   fs::remove_all(folder_, error);
+}
+
+void save_optimizer(torch::serialize::OutputArchive& archive, torch::optim::Optimizer& optimizer,
+                    const std::string& key) {
+  torch::serialize::OutputArchive part;
+  optimizer.save(part);
+  archive.write(key, part);
+}
+
+void load_optimizer(torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer,
+                    const std::string& key) {
+  torch::serialize::InputArchive part;
+  archive.read(key, part);
+  optimizer.load(part);
 }
 
 }  // namespace linquant::apps

@@ -1,16 +1,20 @@
-// Checkpoints of a `linquant quantize` QAT run: everything that decides the rest of the run
-// (the quantizer's state, the optimizer's, the step, the random generator), in a folder
-// beside the output (OUTPUT.checkpoint/checkpoint.pt, replaced atomically). A run resumed
-// from it with the same options and threads ends bit-identical to an uninterrupted one.
+// Checkpoints of a training run (`linquant quantize`, `linquant train`): everything that
+// decides the rest of the run (models, optimizers, the step, the random generator), in a
+// folder beside the output (OUTPUT.checkpoint/checkpoint.pt, replaced atomically). A run
+// resumed from it with the same options and threads ends bit-identical to an uninterrupted one.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
-#include "linquant/quantizer/linear_quantizer.h"
-
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
 namespace torch::optim {
 class Optimizer;
 }  // namespace torch::optim
@@ -26,18 +30,37 @@ class Checkpoint {
   const std::filesystem::path& folder() const { return folder_; }
   bool exists() const;
 
-  // Writes the checkpoint after `step` steps (temporary file, then rename).
-  void save(const LinearQuantizer& quantizer, torch::optim::Optimizer& optimizer,
-            int64_t step) const;
-  // Restores a checkpoint into a prepared quantizer and its optimizer; returns its step.
+  using StateWriter = std::function<void(torch::serialize::OutputArchive&)>;
+  using StateReader = std::function<void(torch::serialize::InputArchive&)>;
+
+  // Writes the checkpoint after `step` steps (temporary file, then rename): the random
+  // generator's state and whatever `write` adds (models, optimizers, progress).
+  void save(int64_t step, const StateWriter& write) const;
+  // Restores the random generator and hands the archive to `read`; returns the step.
   // UsageError when it belongs to another run or is damaged.
-  int64_t load(LinearQuantizer& quantizer, torch::optim::Optimizer& optimizer) const;
+  int64_t load(const StateReader& read) const;
   void remove() const;
+
+  // The end of step `step` of `total`: saves a checkpoint every `every` steps (0: never), and
+  // when a signal asked the run to stop (DeferredSignals), saves one and throws Interrupted.
+  void after_step(int64_t step, int64_t total, int64_t every, const StateWriter& write) const;
 
  private:
   std::filesystem::path folder_;
   std::string identity_;
 };
+
+// The checkpoint of a run writing `output` when --checkpoint-every (every > 0) or --resume ask
+// for one, else none. UsageError for a checkpoint an interrupted run left without --resume (it
+// is never silently overwritten), for --resume without one, and for every < 0.
+std::optional<Checkpoint> open_checkpoint(const std::filesystem::path& output, int64_t every,
+                                          bool resume, std::string identity);
+
+// Pieces of a checkpoint, each in a sub-archive under `key`.
+void save_optimizer(torch::serialize::OutputArchive& archive, torch::optim::Optimizer& optimizer,
+                    const std::string& key = "optimizer");
+void load_optimizer(torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer,
+                    const std::string& key = "optimizer");
 
 // Thrown at the end of a step when SIGINT/SIGTERM/SIGHUP arrived during a checkpointed run,
 // after the checkpoint is written; main() reports it and ends by that signal.

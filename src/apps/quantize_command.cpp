@@ -102,10 +102,17 @@ void train_steps(LinearQuantizer& quantizer, GraphModule model, const ImageSet& 
   const int64_t per_epoch = num_batches(data.size(), o.batch_size);
   int64_t start = 0;
   if (checkpoint && o.resume) {
-    start = checkpoint->load(quantizer, optimizer);
+    start = checkpoint->load([&](torch::serialize::InputArchive& archive) {
+      quantizer.load_state(archive);
+      load_optimizer(archive, optimizer);
+    });
     std::cerr << "linquant quantize: resuming at step " << start << " of " << o.steps << " from "
               << checkpoint->folder().string() << "\n";
   }
+  const Checkpoint::StateWriter write_state = [&](torch::serialize::OutputArchive& archive) {
+    quantizer.save_state(archive);
+    save_optimizer(archive, optimizer);
+  };
   std::optional<DeferredSignals> deferred;
   if (checkpoint) deferred.emplace();
   const Forward forward = [&](const at::Tensor& x) { return model->forward(x); };
@@ -121,18 +128,7 @@ void train_steps(LinearQuantizer& quantizer, GraphModule model, const ImageSet& 
     args.before_step = [&] { quantizer.step(); };
     if (checkpoint) {
       args.after_step = [&, done](int64_t in_epoch) {
-        const int64_t step = done + in_epoch;
-        const int signal_number = pending_signal();
-        if (signal_number != 0 && step < o.steps) {
-          checkpoint->save(quantizer, optimizer, step);
-          throw Interrupted(signal_number, "interrupted after step " + std::to_string(step) +
-                                               " of " + std::to_string(o.steps) +
-                                               "; checkpoint in " + checkpoint->folder().string() +
-                                               ": run the same command with --resume to continue");
-        }
-        if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0 && step < o.steps) {
-          checkpoint->save(quantizer, optimizer, step);
-        }
+        checkpoint->after_step(done + in_epoch, o.steps, o.checkpoint_every, write_state);
       };
     }
     ImageSet epoch_data = data;
@@ -164,24 +160,12 @@ int run_quantize(const QuantizeOptions& o) {
   recipe.config = config;
   SourceModel source = load_source_model(recipe);
   StagedOutput output(o.output, o.overwrite, OutputKind::file);
-  std::optional<Checkpoint> checkpoint;
-  if (checkpointing(o)) {
-    if (o.calibrate)
-      throw UsageError("--checkpoint-every and --resume are for QAT, not --calibrate");
-    if (o.checkpoint_every < 0) throw UsageError("--checkpoint-every must be positive");
-    checkpoint.emplace(output.destination(), run_identity(o, recipe, *config.milestones()));
+  if (o.calibrate && checkpointing(o)) {
+    throw UsageError("--checkpoint-every and --resume are for QAT, not --calibrate");
   }
-  {
-    const Checkpoint probe(output.destination(), "");
-    if (probe.exists() && !o.resume) {
-      throw UsageError(probe.folder().string() +
-                       " holds the checkpoint of an interrupted run: "
-                       "add --resume to continue it, or delete the folder");
-    }
-    if (o.resume && !probe.exists()) {
-      throw UsageError("--resume: no checkpoint in " + probe.folder().string());
-    }
-  }
+  const std::optional<Checkpoint> checkpoint =
+      open_checkpoint(output.destination(), o.checkpoint_every, o.resume,
+                      o.calibrate ? "" : run_identity(o, recipe, *config.milestones()));
 
   timer.start("data");
   const IdxFiles files = find_idx_files(o.data_dir);

@@ -66,6 +66,10 @@ Command add_train_command(CLI::App& root) {
   app->add_flag("--quick", options->quick,
                 "1 float + 1 QAT epoch on 12000 images (under a minute; the tests use it)");
   app->add_flag("--overwrite", options->overwrite, "replace an existing output folder");
+  app->add_option("--checkpoint-every", options->checkpoint_every,
+                  "save a checkpoint every N steps into OUTPUT.checkpoint (and on Ctrl-C)");
+  app->add_flag("--resume", options->resume,
+                "continue an interrupted run from OUTPUT.checkpoint (same options)");
 
   Command command;
   command.app = app;

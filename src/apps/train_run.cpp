@@ -5,11 +5,16 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/optim/adam.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
 
+#include <functional>
 #include <iostream>
+#include <optional>
 
 #include "app_error.h"
+#include "checkpoint.h"
 #include "cli_common.h"
 #include "coreml_export.h"
 #include "file_io.h"
@@ -18,7 +23,9 @@
 #include "linquant/export/coreml/target.h"
 #include "linquant/quantizer/linear_quantizer.h"
 #include "saved_model.h"
+#include "signal_cleanup.h"
 #include "staged_output.h"
+#include "train_checkpoint.h"
 #include "training.h"
 #include "tutorial_models.h"
 
@@ -94,6 +101,12 @@ struct TrainingPhase {
   // Held while evaluating (e.g. observers paused); may be empty.
   std::function<std::shared_ptr<void>()> evaluate_guard;
   std::string eval_label;
+  // Where a resumed run starts, and the epoch's running sums (kept for checkpoints).
+  int start_epoch = 0;
+  int64_t start_steps = 0;
+  EpochProgress* progress = nullptr;
+  // After every step: (epoch in the phase, steps of that epoch done); may be empty.
+  std::function<void(int epoch, int64_t epoch_steps)> after_step;
 };
 
 // Returns the last evaluation; appends the training and test curves to `curves`.
@@ -104,9 +117,16 @@ EvalStats run_phase(const TrainingPhase& phase, const Forward& forward, const Lo
   const std::string timer_phase = phase.name + " training";
   timer.start(timer_phase);
   EvalStats last;
-  for (int epoch = 0; epoch < phase.epochs; ++epoch) {
+  for (int epoch = phase.start_epoch; epoch < phase.epochs; ++epoch) {
     phase.set_training(true);
+    const bool resumed_epoch = epoch == phase.start_epoch && phase.start_steps > 0;
+    if (phase.progress && !resumed_epoch) *phase.progress = EpochProgress{};
     TrainEpochArgs args;
+    args.first_step = resumed_epoch ? phase.start_steps : 0;
+    args.progress = phase.progress;
+    if (phase.after_step) {
+      args.after_step = [&phase, epoch](int64_t steps) { phase.after_step(epoch, steps); };
+    }
     args.label = phase.name + " " + std::to_string(epoch + 1) + "/" + std::to_string(phase.epochs);
     args.batch_size = options.batch_size;
     args.seed = options.seed;
@@ -124,6 +144,25 @@ EvalStats run_phase(const TrainingPhase& phase, const Forward& forward, const Lo
     timer.start(timer_phase);
   }
   return last;
+}
+
+// After each step of `phase`: a checkpoint every --checkpoint-every steps of the whole run,
+// and a checkpoint and Interrupted when a signal asked the run to stop.
+std::function<void(int, int64_t)> checkpoint_hook(const Checkpoint& checkpoint,
+                                                  const TrainOptions& o, const TrainResult& result,
+                                                  TrainPosition& position, TrainPhase phase,
+                                                  std::function<TrainState()> state) {
+  return [&checkpoint, &o, &result, &position, phase, state](int epoch, int64_t epoch_steps) {
+    const int64_t phase_start = phase == TrainPhase::qat ? o.epochs * result.steps_per_epoch : 0;
+    position.phase = phase;
+    position.epoch = epoch;
+    position.epoch_steps = epoch_steps;
+    checkpoint.after_step(phase_start + epoch * result.steps_per_epoch + epoch_steps,
+                          (o.epochs + o.qat_epochs) * result.steps_per_epoch, o.checkpoint_every,
+                          [&](torch::serialize::OutputArchive& archive) {
+                            write_train_state(archive, position, result, state());
+                          });
+  };
 }
 
 }  // namespace
@@ -146,6 +185,9 @@ int run_train(const TrainOptions& options) {
       options.config_path.empty() ? LinearQuantizerConfig() : load_config_file(options.config_path);
   make_builtin_model(options.model);
   StagedOutput output(options.output, options.overwrite, OutputKind::train_folder);
+  const std::optional<Checkpoint> checkpoint =
+      open_checkpoint(output.destination(), options.checkpoint_every, options.resume,
+                      train_identity(options, config));
 
   timer.start("data");
   const IdxFiles files = find_idx_files(options.data_dir);
@@ -169,6 +211,9 @@ int run_train(const TrainOptions& options) {
             << test.size() << " test images from " << options.data_dir << ", " << result.threads
             << (result.threads == 1 ? " thread" : " threads") << ", seed " << options.seed << "\n";
 
+  std::optional<DeferredSignals> deferred;  // with a checkpoint, signals stop at a step's end
+  if (checkpoint) deferred.emplace();
+
   // 1. Float training (tutorial: Adam with eps 1e-7, NLL loss on LogSoftmax outputs).
   timer.start("float training");
   torch::manual_seed(options.seed);
@@ -176,15 +221,49 @@ int run_train(const TrainOptions& options) {
   const Forward float_forward = [&](const at::Tensor& x) { return model->forward(x); };
   torch::optim::Adam optimizer(model->parameters(),
                                torch::optim::AdamOptions(options.lr).eps(1e-7));
+
+  // A resumed run restores the models and optimizers of its phase, results and curves.
+  std::optional<TrainResume> resume;
+  if (checkpoint && options.resume) {
+    const int64_t step = checkpoint->load([&](torch::serialize::InputArchive& archive) {
+      resume = read_train_state(archive);
+      load_values(*resume->float_model, *model);
+      if (resume->position.phase == TrainPhase::float_training) {
+        optimizer.load(*resume->float_optimizer);
+      }
+    });
+    std::cerr << "linquant train: resuming after step " << step << " from "
+              << checkpoint->folder().string() << "\n";
+    result.float_curves = resume->float_curves;
+    result.qat_curves = resume->qat_curves;
+  }
+  const bool float_done = resume && resume->position.phase == TrainPhase::qat;
+  TrainPosition position;  // what a checkpoint records
   TrainingPhase float_phase;
   float_phase.name = "float";
   float_phase.epochs = options.epochs;
   float_phase.set_training = [&](bool on) { on ? model->train() : model->eval(); };
   float_phase.eval_label = "  test (float)";
-  const EvalStats float_eval = run_phase(float_phase, float_forward, loss_fn, optimizer, train,
-                                         test, options, timer, &result.float_curves);
-  result.float_accuracy = float_eval.accuracy;
-  result.float_loss = float_eval.loss;
+  float_phase.progress = &position.progress;
+  if (resume && !float_done) {
+    float_phase.start_epoch = resume->position.epoch;
+    float_phase.start_steps = resume->position.epoch_steps;
+    position.progress = resume->position.progress;
+  }
+  if (checkpoint) {
+    float_phase.after_step =
+        checkpoint_hook(*checkpoint, options, result, position, TrainPhase::float_training,
+                        [&] { return TrainState{model.get(), &optimizer}; });
+  }
+  if (float_done) {
+    result.float_accuracy = resume->float_accuracy;
+    result.float_loss = resume->float_loss;
+  } else {
+    const EvalStats float_eval = run_phase(float_phase, float_forward, loss_fn, optimizer, train,
+                                           test, options, timer, &result.float_curves);
+    result.float_accuracy = float_eval.accuracy;
+    result.float_loss = float_eval.loss;
+  }
   result.float_parameter_bytes = parameter_bytes(*model);
   // The float model as trained, before QAT changes the shared parameters.
   torch::nn::Sequential float_model(
@@ -204,6 +283,19 @@ int run_train(const TrainOptions& options) {
   torch::optim::Adam qat_optimizer(qmodel->parameters(),
                                    torch::optim::AdamOptions(options.lr).eps(1e-7));
   TrainingPhase qat_phase;
+  qat_phase.progress = &position.progress;
+  if (float_done) {
+    quantizer.load_state(*resume->quantizer);
+    qat_optimizer.load(*resume->qat_optimizer);
+    qat_phase.start_epoch = resume->position.epoch;
+    qat_phase.start_steps = resume->position.epoch_steps;
+    position.progress = resume->position.progress;
+  }
+  if (checkpoint) {
+    qat_phase.after_step = checkpoint_hook(
+        *checkpoint, options, result, position, TrainPhase::qat,
+        [&] { return TrainState{float_model.get(), nullptr, &quantizer, &qat_optimizer}; });
+  }
   qat_phase.name = "QAT";
   qat_phase.epochs = options.qat_epochs;
   qat_phase.first_epoch = options.epochs;
@@ -272,6 +364,7 @@ int run_train(const TrainOptions& options) {
   write_file_bytes(dir / "metrics.json",
                    train_metrics_json(options, result, config.to_json()) + "\n");
   output.commit();
+  if (checkpoint) checkpoint->remove();  // the run is complete
 
   std::cout << "\n"
             << report.to_string() << "\n\n"

@@ -33,6 +33,8 @@ struct TrainOptions {
   int64_t train_size = 0;  // use the first N training images (0: all)
   bool quick = false;
   bool overwrite = false;
+  int64_t checkpoint_every = 0;  // steps (float and QAT counted together); 0: none
+  bool resume = false;
 };
 
 // --quick: one float and one QAT epoch on the first 12000 training images.

@@ -71,8 +71,15 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
   const at::Tensor order = epoch_order(size, args.seed, args.epoch);
   const int64_t points = std::max<int64_t>(1, std::min<int64_t>(args.points_per_epoch, steps));
   ProgressBar bar(args.label, steps);
-  double loss_sum = 0, window_loss = 0;
-  int64_t correct = 0, seen = 0, window_correct = 0, window_seen = 0, window_steps = 0;
+  EpochProgress local;
+  EpochProgress& p = args.progress ? *args.progress : local;
+  double& loss_sum = p.loss_sum;
+  double& window_loss = p.window_loss;
+  int64_t& correct = p.correct;
+  int64_t& seen = p.seen;
+  int64_t& window_correct = p.window_correct;
+  int64_t& window_seen = p.window_seen;
+  int64_t& window_steps = p.window_steps;
   for (int64_t step = args.first_step; step < steps; ++step) {
     const at::Tensor index =
         order.slice(0, step * args.batch_size, std::min(size, (step + 1) * args.batch_size));
@@ -107,9 +114,8 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
       window_loss = 0;
       window_correct = window_seen = window_steps = 0;
     }
-    const double done = static_cast<double>(step + 1 - args.first_step);
     bar.update(step + 1, seen,
-               metrics_text(loss_sum / done,
+               metrics_text(loss_sum / static_cast<double>(step + 1),
                             100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
     if (args.after_step) args.after_step(step + 1);
   }
@@ -123,7 +129,7 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
   }
   EpochStats stats;
   stats.steps = steps;
-  stats.loss = loss_sum / static_cast<double>(std::max<int64_t>(1, steps - args.first_step));
+  stats.loss = loss_sum / static_cast<double>(steps);
   stats.accuracy =
       100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(seen, 1));
   stats.seconds = bar.elapsed_seconds();

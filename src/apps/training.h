@@ -38,6 +38,13 @@ struct EpochStats {
   double seconds = 0;
 };
 
+// The running sums of an epoch (its mean loss and accuracy, the curve's current window): kept
+// by the caller when an epoch may be resumed from a checkpoint.
+struct EpochProgress {
+  double loss_sum = 0, window_loss = 0;
+  int64_t correct = 0, seen = 0, window_correct = 0, window_seen = 0, window_steps = 0;
+};
+
 struct TrainEpochArgs {
   std::string label;  // progress bar label, e.g. "float 1/4"
   int64_t batch_size = 128;
@@ -47,6 +54,7 @@ struct TrainEpochArgs {
   int points_per_epoch = 20;
   std::function<void()> before_step;  // e.g. LinearQuantizer::step(), as the tutorial does
   int64_t first_step = 0;             // steps of this epoch done before (a resumed run skips them)
+  EpochProgress* progress = nullptr;  // the sums so far, updated after each step (may be null)
   // After each step's update, with the number of this epoch's steps done (checkpoints).
   std::function<void(int64_t steps_done)> after_step;
 };

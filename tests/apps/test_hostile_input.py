@@ -3,6 +3,7 @@ memory, special files, corrupt models and packages, outputs --overwrite must not
 signals. Each must end with one line on stderr and exit code 2 (or, for a signal, the signal),
 and leave no temporary folder behind."""
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import struct
 import subprocess
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -295,3 +297,32 @@ def test_resumed_run_is_bit_identical(tmp_path, small_data, tutorial_torchscript
 def test_resume_without_checkpoint(tmp_path, small_data, tutorial_torchscript):
     done = quantize(tutorial_torchscript, small_data, tmp_path / "q.pt", "--resume")
     check_refused(done, tmp_path, "no checkpoint")
+
+
+@pytest.mark.parametrize("every, phase", [(5, "float"), (200, "QAT")])
+def test_resumed_train_is_bit_identical(tmp_path, small_data, every, phase):
+    def command(out, *extra):
+        return [linquant_bin(), "train", "--data", str(small_data), "--epochs", "3",
+                "--qat-epochs", "3", "--batch-size", "8", "-o", str(out), *map(str, extra)]
+
+    whole = tmp_path / "whole"
+    done = subprocess.run(command(whole), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    out = tmp_path / "resumed"
+    resumed = command(out, "--checkpoint-every", every)
+    code, stderr = interrupt_after_first_checkpoint(
+        resumed, tmp_path / "resumed.checkpoint" / "checkpoint.pt", signal.SIGINT)
+    assert code == -signal.SIGINT, stderr[-2000:]
+    step = int(stderr.split("interrupted after step ")[1].split()[0])
+    assert (step < 3 * 64) == (phase == "float"), step  # 64 steps per epoch
+    assert not out.exists() and leftovers(tmp_path) == []
+    done = subprocess.run(resumed + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "resumed.checkpoint").exists()
+
+    weights = Path("model.mlpackage") / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    assert (out / weights).read_bytes() == (whole / weights).read_bytes()
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, out))
+    for key in ("test_accuracy", "test_loss", "curves", "milestones_steps", "sizes_bytes"):
+        assert a[key] == b[key], key
