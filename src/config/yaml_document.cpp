@@ -81,9 +81,52 @@ class Converter {
   std::size_t values_ = 0;
 };
 
+// yaml-cpp 0.7 (Debian 12) allocates without bound on a ',' outside any [...] or {...} that
+// starts a document or a line at column 1 (",a" alone takes gigabytes; found by
+// scripts/fuzz.sh). Such text is never a valid config: refuse it before yaml-cpp sees it.
+void refuse_stray_flow_entry(const Source& source) {
+  int depth = 0;              // open [ and { outside quotes and comments (roughly)
+  bool content_seen = false;  // in the current document
+  size_t line_number = 0;
+  size_t start = 0;
+  while (start <= source.text.size()) {
+    size_t end = source.text.find('\n', start);
+    if (end == std::string::npos) end = source.text.size();
+    const std::string line = source.text.substr(start, end - start);
+    ++line_number;
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (line.rfind("---", 0) == 0 || line.rfind("%", 0) == 0) {
+      content_seen = false;
+    } else if (first != std::string::npos && line[first] != '#') {
+      if (line[first] == ',' && depth == 0 && (first == 0 || !content_seen)) {
+        throw ConfigError(source.name + ": line " + std::to_string(line_number) + ", column " +
+                          std::to_string(first + 1) + ": ',' outside a [...] or {...} list");
+      }
+      content_seen = true;
+      char quote = 0;
+      for (size_t i = first; i < line.size(); ++i) {
+        const char c = line[i];
+        if (quote) {
+          if (c == quote) quote = 0;
+        } else if (c == '\'' || c == '"') {
+          quote = c;
+        } else if (c == '#' && (i == 0 || line[i - 1] == ' ')) {
+          break;
+        } else if (c == '[' || c == '{') {
+          ++depth;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+          --depth;
+        }
+      }
+    }
+    start = end + 1;
+  }
+}
+
 }  // namespace
 
 Document parse_yaml(const Source& source) {
+  refuse_stray_flow_entry(source);
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(source.text);

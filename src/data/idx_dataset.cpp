@@ -91,6 +91,10 @@ at::Tensor read_idx_file(const std::string& path) {
     shape[d] = big_endian(size);
     if (__builtin_mul_overflow(count, static_cast<uint64_t>(shape[d]), &count)) count = UINT64_MAX;
   }
+  if (count == 0) {  // and a zero among huge dimensions would overflow ATen's stride arithmetic
+    throw DataError(path +
+                    ": the header gives a dimension of 0: no data (found by scripts/fuzz.sh)");
+  }
   if (count > kMaxDataBytes) {
     throw DataError(path + ": the header claims " + std::to_string(count) +
                     " bytes of data, more than the " + std::to_string(kMaxDataBytes >> 30) +

@@ -23,6 +23,17 @@ std::string yaml_error(const std::string& text) {
   return config_error([&] { LinearQuantizerConfig::from_yaml(text); });
 }
 
+// Found by scripts/fuzz.sh: Debian's yaml-cpp 0.7 allocates without bound on these.
+TEST(ConfigErrors, StrayCommaThatYamlCppCannotParseIsRefused) {
+  for (const std::string text : {"\n,a", "\n ,a", "- 1\n,a", "---\n,a", "# c\n,ecsymm*o3{"}) {
+    EXPECT_NE(yaml_error(text).find("',' outside a [...] or {...} list"), std::string::npos)
+        << text;
+  }
+  // A comma inside a flow list, or inside an indented block, is not refused.
+  EXPECT_NO_THROW(LinearQuantizerConfig::from_yaml("\nnon_traceable_module_names: [a\n,b]\n"));
+  EXPECT_NE(yaml_error("\nglobal_config: |\n  ,a\n").find("global_config"), std::string::npos);
+}
+
 TEST(ConfigErrors, UnknownWeightDtypeListsTheAllowedValues) {
   const std::string expected =
       "config.module_name_configs[\"conv1\"].weight_dtype: \"int3\" is not one of qint4, quint4, "

@@ -94,6 +94,10 @@ TEST_F(IdxDatasetTest, MalformedFilesNameTheProblem) {
   short_data.push_back(1);
   const std::string truncated = write_gz("short.gz", short_data);
   expect_data_error([&] { read_idx_file(truncated); }, "file is truncated: the IDX data needs 10 bytes, found 1");
+  // Found by scripts/fuzz.sh: a zero next to huge dimensions overflowed ATen's strides.
+  const std::string zero_dim =
+      write_plain("zero", {0, 0, 8, 3, 0xff, 0, 3, 0, 1, 2, 3, 4, 0, 0, 0, 0});
+  expect_data_error([&] { read_idx_file(zero_dim); }, "dimension of 0");
   const std::string short_header = write_plain("hdr", {0, 0, 8});
   expect_data_error([&] { read_idx_file(short_header); }, "truncated: the IDX header");
   expect_data_error([&] { read_idx_file((dir_ / "nope").string()); }, "cannot open");
