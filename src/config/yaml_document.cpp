@@ -104,10 +104,14 @@ void refuse_stray_flow_entry(const Source& source) {
       }
       content_seen = true;
       char quote = 0;
+      bool after_closed_list = false;  // "{a: 1}, b" takes yaml-cpp down the same way
       for (size_t i = first; i < line.size(); ++i) {
         const char c = line[i];
         if (quote) {
           if (c == quote) quote = 0;
+        } else if (c == ',' && depth == 0 && after_closed_list) {
+          throw ConfigError(source.name + ": line " + std::to_string(line_number) + ", column " +
+                            std::to_string(i + 1) + ": ',' outside a [...] or {...} list");
         } else if (c == '\'' || c == '"') {
           quote = c;
         } else if (c == '#' && (i == 0 || line[i - 1] == ' ')) {
@@ -116,7 +120,10 @@ void refuse_stray_flow_entry(const Source& source) {
           ++depth;
         } else if ((c == ']' || c == '}') && depth > 0) {
           --depth;
+          after_closed_list = depth == 0;
+          continue;
         }
+        if (c != ' ' && c != '\t') after_closed_list = false;
       }
     }
     start = end + 1;

@@ -25,7 +25,8 @@ std::string yaml_error(const std::string& text) {
 
 // Found by scripts/fuzz.sh: Debian's yaml-cpp 0.7 allocates without bound on these.
 TEST(ConfigErrors, StrayCommaThatYamlCppCannotParseIsRefused) {
-  for (const std::string text : {"\n,a", "\n ,a", "- 1\n,a", "---\n,a", "# c\n,ecsymm*o3{"}) {
+  for (const std::string text :
+       {"\n,a", "\n ,a", "- 1\n,a", "---\n,a", "# c\n,ecsymm*o3{", "{a: 1}, b", "[1] ,b"}) {
     EXPECT_NE(yaml_error(text).find("',' outside a [...] or {...} list"), std::string::npos)
         << text;
   }
