@@ -20,4 +20,10 @@ std::string read_file_bytes(const std::filesystem::path& path, uint64_t max_byte
 // left on device") when any of it cannot be written.
 void write_file_bytes(const std::filesystem::path& path, const std::string& bytes);
 
+// The error for a model file whose own sizes ask for more memory than there is: LibTorch's
+// archive reader allocates the lengths a file claims (up to gigabytes from a few bytes of a
+// corrupt pickle) before it reads them.
+constexpr const char* kClaimsTooMuchMemory =
+    "cannot be read: it asks for more memory than there is (a corrupt file?)";
+
 }  // namespace linquant::apps

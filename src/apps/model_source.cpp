@@ -9,7 +9,9 @@
 
 #include "app_error.h"
 #include "cli_common.h"
+#include "file_io.h"
 #include "linquant/frontend/capture.h"
+#include "pickle_check.h"
 #include "tensor_storage.h"
 #include "tutorial_models.h"
 
@@ -24,12 +26,15 @@ SourceModel load_source_model(const ModelRecipe& recipe) {
   }
   std::istringstream stream(recipe.torchscript);
   try {
+    check_archive_pickles(recipe.torchscript, recipe.source_name);
     model.script = std::make_shared<torch::jit::Module>(torch::jit::load(stream));
+  } catch (const Error&) {
+    throw;  // already names the file
   } catch (const c10::Error& error) {
     throw Error(recipe.source_name + ": not a TorchScript model (" +
                 one_line(error.what_without_backtrace()).substr(0, 200) + ")");
   } catch (const std::bad_alloc&) {
-    throw;
+    throw Error(recipe.source_name + ": " + kClaimsTooMuchMemory);
   } catch (const std::exception& error) {  // e.g. the code in the archive does not compile
     throw Error(recipe.source_name + ": not a TorchScript model (" +
                 one_line(error.what()).substr(0, 200) + ")");

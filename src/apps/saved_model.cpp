@@ -8,12 +8,14 @@
 
 #include <cstring>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include "cli_common.h"
 #include "file_io.h"
 #include "linquant/common/error.h"
 #include "linquant/common/warning.h"
+#include "pickle_check.h"
 #include "tensor_storage.h"
 
 namespace linquant::apps {
@@ -48,6 +50,24 @@ std::map<std::string, at::Tensor> read_tensors(torch::serialize::InputArchive& a
     tensors[names.get(i).toStringRef()] = tensor;
   }
   return tensors;
+}
+
+// Limits of what a saved model may claim before anything is allocated for it.
+constexpr int64_t kMaxClasses = 1'000'000;
+constexpr int64_t kMaxInputElements = int64_t{1} << 30;
+
+// The example input shape: 1 to 8 positive sizes, at most kMaxInputElements in all.
+void check_input_shape(const std::vector<int64_t>& shape, const std::string& file) {
+  bool fits = !shape.empty() && shape.size() <= 8;
+  int64_t elements = 1;
+  for (const int64_t size : shape) {
+    fits = fits && size >= 1 && size <= kMaxInputElements / elements;
+    if (fits) elements *= size;
+  }
+  if (!fits) {
+    throw Error(file + ": the saved input shape is not 1 to 8 positive sizes of at most " +
+                std::to_string(kMaxInputElements) + " elements in all");
+  }
 }
 
 std::string read_string(torch::serialize::InputArchive& archive, const std::string& key) {
@@ -111,6 +131,16 @@ void check_equal(const torch::nn::Module& module, const std::map<std::string, at
   }
 }
 
+// The archive LibTorch reads from the file, once its pickles passed check_archive_pickles.
+torch::serialize::InputArchive open_archive(const std::filesystem::path& file) {
+  const std::string bytes = read_file_bytes(file);
+  check_archive_pickles(bytes, file.string());
+  std::istringstream stream(bytes);
+  torch::serialize::InputArchive archive;
+  archive.load_from(stream);
+  return archive;
+}
+
 }  // namespace
 
 TensorSnapshot snapshot_state(const torch::nn::Module& module) {
@@ -150,15 +180,16 @@ void save_quantized_model(const std::filesystem::path& file, const ModelRecipe& 
 
 bool is_saved_model(const std::filesystem::path& file) {
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(file.string());
+    torch::serialize::InputArchive archive = open_archive(file);
     c10::IValue format;
     return archive.try_read("format", format) && format.isString() &&
            format.toStringRef() == kFormat;
+  } catch (const Error&) {
+    throw;  // unreadable or damaged, whatever kind of model it is
   } catch (const c10::Error&) {
     return false;
   } catch (const std::bad_alloc&) {
-    throw;
+    throw Error(file.string() + ": " + kClaimsTooMuchMemory);
   } catch (const std::exception&) {  // e.g. TorchScript code in the archive that does not compile
     return false;
   }
@@ -169,8 +200,7 @@ LoadedModel load_quantized_model(const std::filesystem::path& file) {
   LoadedModel loaded;
   std::map<std::string, at::Tensor> prepared_state, finalized_state;
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(name);
+    torch::serialize::InputArchive archive = open_archive(file);
     c10::IValue format, version, num_classes;
     if (!archive.try_read("format", format) || !format.isString() ||
         format.toStringRef() != kFormat) {
@@ -196,6 +226,7 @@ LoadedModel load_quantized_model(const std::filesystem::path& file) {
       throw Error(name + ": the saved input shape is not a list of integers");
     }
     recipe.input_shape.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());
+    check_input_shape(recipe.input_shape, name);
     archive.read("normalization", normalization, true);
     check_tensor_storage(normalization, "normalization", name);
     if (normalization.scalar_type() != at::kFloat || normalization.numel() != 2) {
@@ -204,12 +235,18 @@ LoadedModel load_quantized_model(const std::filesystem::path& file) {
     recipe.normalization = {normalization[0].item<float>(), normalization[1].item<float>()};
     archive.read("num_classes", num_classes);
     recipe.num_classes = num_classes.toInt();
+    if (recipe.num_classes < 1 || recipe.num_classes > kMaxClasses) {
+      throw Error(name + ": the saved number of classes " + std::to_string(recipe.num_classes) +
+                  " is not between 1 and " + std::to_string(kMaxClasses));
+    }
     loaded.metadata_json = read_string(archive, "metadata_json");
     prepared_state = read_tensors(archive, "prepared", name);
     finalized_state = read_tensors(archive, "finalized", name);
   } catch (const c10::Error& error) {
     throw Error(name + ": cannot read the saved model (" +
                 one_line(error.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::bad_alloc&) {
+    throw Error(name + ": " + kClaimsTooMuchMemory);
   }
 
   // Rebuild: the same capture and prepare as when it was saved. Warnings about the fresh,

@@ -1,11 +1,13 @@
 // YAML text -> document. yaml-cpp builds the node tree; this file gives the untyped
 // scalars their types and rejects what the JSON tree cannot hold or would hide: non-string
 // keys, repeated keys and several documents in one text.
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "document.h"
 #include "linquant/common/error.h"
@@ -81,73 +83,55 @@ class Converter {
   std::size_t values_ = 0;
 };
 
-// yaml-cpp 0.7 (Debian 12) allocates without bound on a ',' outside any [...] or {...} that
-// starts a document or a line at column 1 (",a" alone takes gigabytes; found by
-// scripts/fuzz.sh). Such text is never a valid config: refuse it before yaml-cpp sees it.
-void refuse_stray_flow_entry(const Source& source) {
-  int depth = 0;              // open [ and { outside quotes and comments (roughly)
-  bool content_seen = false;  // in the current document
-  size_t line_number = 0;
-  size_t start = 0;
-  while (start <= source.text.size()) {
-    size_t end = source.text.find('\n', start);
-    if (end == std::string::npos) end = source.text.size();
-    const std::string line = source.text.substr(start, end - start);
-    ++line_number;
-    const size_t first = line.find_first_not_of(" \t\r");
-    if (line.rfind("---", 0) == 0 || line.rfind("%", 0) == 0) {
-      content_seen = false;
-    } else if (first != std::string::npos && line[first] != '#') {
-      if (line[first] == ',' && depth == 0 && (first == 0 || !content_seen)) {
-        throw ConfigError(source.name + ": line " + std::to_string(line_number) + ", column " +
-                          std::to_string(first + 1) + ": ',' outside a [...] or {...} list");
-      }
-      content_seen = true;
-      char quote = 0;
-      bool after_closed_list = false;  // "{a: 1}, b" takes yaml-cpp down the same way
-      for (size_t i = first; i < line.size(); ++i) {
-        const char c = line[i];
-        if (quote) {
-          if (c == quote) quote = 0;
-        } else if (c == ',' && depth == 0 && after_closed_list) {
-          throw ConfigError(source.name + ": line " + std::to_string(line_number) + ", column " +
-                            std::to_string(i + 1) + ": ',' outside a [...] or {...} list");
-        } else if (c == '\'' || c == '"') {
-          quote = c;
-        } else if (c == '#' && (i == 0 || line[i - 1] == ' ')) {
-          break;
-        } else if (c == '[' || c == '{') {
-          ++depth;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-          --depth;
-          after_closed_list = depth == 0;
-          continue;
-        }
-        if (c != ' ' && c != '\t') after_closed_list = false;
-      }
-    }
-    start = end + 1;
+// Listens to yaml-cpp's parse only for where each document starts.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// A config is one document. yaml-cpp 0.7 (Debian 12) takes some malformed text, such as a ','
+// outside any [...] or {...} (",a", "{a: 1}, b"), for an endless run of empty documents, so
+// YAML::LoadAll would allocate without bound (found by scripts/fuzz.sh). The documents are
+// therefore counted one by one, and the second one stops the parse with an error.
+void refuse_second_document(const Source& source) {
+  std::istringstream stream(source.text);
+  YAML::Parser parser(stream);
+  DocumentStarts documents;
+  while (documents.starts.size() < 2 && parser.HandleNextDocument(documents)) {
+  }
+  if (documents.starts.size() >= 2) {
+    throw ConfigError(source.name + ": " + position(documents.starts[1]) +
+                      ": a second YAML document starts here (after a '---' line, or at a ',' "
+                      "outside any [...] or {...}); a config is a single document");
   }
 }
 
 }  // namespace
 
 Document parse_yaml(const Source& source) {
-  refuse_stray_flow_entry(source);
-  std::vector<YAML::Node> documents;
+  YAML::Node document;
   try {
-    documents = YAML::LoadAll(source.text);
+    refuse_second_document(source);
+    document = YAML::Load(source.text);
   } catch (const YAML::Exception& error) {
     if (error.mark.is_null()) throw ConfigError(source.name + ": " + error.msg);
     throw ConfigError(source.name + ": " + position(error.mark) + ": " + error.msg);
   }
-  if (documents.size() > 1) {
-    throw ConfigError(source.name + ": the text holds " + std::to_string(documents.size()) +
-                      " YAML documents (separated by ---); a config is a single document");
-  }
   // An empty file (or one with only comments) is the empty config, as in coremltools.
-  if (documents.empty() || documents[0].IsNull()) return Document::object();
-  return Converter().convert(documents[0], kRootPath);
+  if (document.IsNull()) return Document::object();
+  return Converter().convert(document, kRootPath);
 }
 
 }  // namespace linquant::config_detail

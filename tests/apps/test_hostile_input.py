@@ -5,6 +5,7 @@ and leave no temporary folder behind."""
 import gzip
 import json
 import os
+import resource
 import shutil
 import signal
 import struct
@@ -188,6 +189,45 @@ def test_broken_stderr_pipe_leaves_nothing(tmp_path, small_data, tutorial_torchs
     os.close(write_end)
     assert process.wait(timeout=300) == -signal.SIGPIPE
     assert leftovers(tmp_path) == []
+
+
+# --- a full disk -----------------------------------------------------------------------------
+
+def with_file_size_limit(limit):
+    """A child whose writes past `limit` bytes fail with EFBIG, as on a full disk (RLIMIT_FSIZE;
+    SIGXFSZ ignored, so the failing write returns an error instead of killing the process)."""
+    def limit_writes():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return limit_writes
+
+
+def run_on_full_disk(limit, *args):
+    return subprocess.run([linquant_bin(), *map(str, args)], capture_output=True, text=True,
+                          timeout=600, preexec_fn=with_file_size_limit(limit))
+
+
+def test_full_disk_while_saving_a_quantized_model(tmp_path, small_data, tutorial_torchscript):
+    done = run_on_full_disk(20_000, "quantize", "--model", tutorial_torchscript, "--data",
+                            small_data, "--steps", "2", "--batch-size", "16", "-o",
+                            tmp_path / "q.pt")
+    check_refused(done, tmp_path, "cannot write", "q.pt", "File too large")
+    assert not (tmp_path / "q.pt").exists()
+
+
+def test_full_disk_while_exporting(tmp_path, small_data, tutorial_torchscript):
+    assert quantize(tutorial_torchscript, small_data, tmp_path / "q.pt").returncode == 0
+    done = run_on_full_disk(20_000, "export", tmp_path / "q.pt", "-o", tmp_path / "m.mlpackage")
+    check_refused(done, tmp_path, "cannot write", "m.mlpackage", "File too large")
+    assert not (tmp_path / "m.mlpackage").exists()
+
+
+def test_full_disk_while_training(tmp_path, small_data):
+    # The run trains, then fails on the first file it saves (a package's weights).
+    done = run_on_full_disk(20_000, "train", "--data", small_data, "--epochs", "1",
+                            "--qat-epochs", "1", "--batch-size", "64", "-o", tmp_path / "run")
+    check_refused(done, tmp_path, "cannot write", "File too large")
+    assert not (tmp_path / "run").exists()
 
 
 # --- training ------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""Model files whose tensors claim more data than their storage holds (crafted or corrupted):
-`quantize`, `export` and `inspect` must refuse them with one line and exit code 2 before any
-tensor is used, and leave nothing behind. LibTorch's loaders accept such files; without the
-check, quantize corrupted the heap and export read past the buffer."""
+"""Model files that claim more data than they hold (crafted or corrupted): tensors longer than
+their storage, pickles with strings longer than the pickle. `quantize`, `export` and `inspect`
+must refuse them with one line and exit code 2 before any tensor is used or any claimed size is
+allocated, and leave nothing behind. LibTorch's loaders accept short storages (without the
+check, quantize corrupted the heap and export read past the buffer) and allocate a claimed
+string's length before reading it (4 GB and 8 s for a 100-byte file)."""
+import struct
 import zipfile
 
 from conftest import check_refused, run
@@ -45,3 +48,37 @@ def test_saved_model_with_short_storage(tutorial_torchscript, small_data, tmp_pa
     done = run("export", bad, "-o", tmp_path / "short.mlpackage")
     check_refused(done, tmp_path, "short.pt")
     assert not (tmp_path / "short.mlpackage").exists()
+
+
+def rewrite_pickle(source, target, record, payload):
+    """A copy of a model zip whose pickle `record` (e.g. "data.pkl") is replaced by `payload`."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            replace = info.filename.split("/", 1)[1] == record
+            zout.writestr(info.filename, payload if replace else zin.read(info.filename))
+
+
+# Protocol 2, then a BINUNICODE string claiming 4 GB (found by scripts/fuzz.sh).
+HUGE_STRING = b"\x80\x02X" + struct.pack("<I", 0xFFFFFFFF) + b"abc"
+
+
+def test_torchscript_claiming_a_huge_string(tutorial_torchscript, small_data, tmp_path):
+    bad = tmp_path / "huge.pt"
+    rewrite_pickle(tutorial_torchscript, bad, "data.pkl", HUGE_STRING)
+    done = run("quantize", "--model", bad, "--data", small_data, "--steps", "2",
+               "-o", tmp_path / "out.pt")
+    check_refused(done, tmp_path, "huge.pt", "data.pkl is damaged")
+    check_refused(run("inspect", bad), tmp_path, "huge.pt", "data.pkl is damaged")
+
+
+def test_saved_model_claiming_a_huge_string(tutorial_torchscript, small_data, tmp_path):
+    good = tmp_path / "w8a8.pt"
+    done = run("quantize", "--model", tutorial_torchscript, "--data", small_data, "--steps", "2",
+               "-o", good)
+    assert done.returncode == 0, done.stderr[-2000:]
+    bad = tmp_path / "huge.pt"
+    rewrite_pickle(good, bad, "constants.pkl", HUGE_STRING)
+    check_refused(run("inspect", bad), tmp_path, "huge.pt", "constants.pkl is damaged")
+    done = run("export", bad, "-o", tmp_path / "huge.mlpackage")
+    check_refused(done, tmp_path, "huge.pt", "constants.pkl is damaged")
+    assert not (tmp_path / "huge.mlpackage").exists()

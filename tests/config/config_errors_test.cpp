@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "config_test_helpers.h"
 #include "linquant/config/linear_quantizer_config.h"
@@ -23,11 +24,25 @@ std::string yaml_error(const std::string& text) {
   return config_error([&] { LinearQuantizerConfig::from_yaml(text); });
 }
 
-// Found by scripts/fuzz.sh: Debian's yaml-cpp 0.7 allocates without bound on these.
-TEST(ConfigErrors, StrayCommaThatYamlCppCannotParseIsRefused) {
-  for (const std::string text :
-       {"\n,a", "\n ,a", "- 1\n,a", "---\n,a", "# c\n,ecsymm*o3{", "{a: 1}, b", "[1] ,b"}) {
-    EXPECT_NE(yaml_error(text).find("',' outside a [...] or {...} list"), std::string::npos)
+// Found by scripts/fuzz.sh: Debian's yaml-cpp 0.7 reads these as endless runs of empty
+// documents; the second one ends the parse. Each case names where it starts.
+TEST(ConfigErrors, TextThatYamlCppTakesForEndlessDocumentsIsRefused) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"\n,a", "line 2, column 1"},
+      {"\n ,a", "line 2, column 2"},
+      {"- 1\n,a", "line 2, column 1"},
+      {"# c\n,ecsymm*o3{", "line 2, column 1"},
+      {"{a: 1}, b", "line 1, column 7"},
+      {"[1] ,b", "line 1, column 5"},
+      // A '"' inside a plain scalar opens no quoted string (the third fuzzer finding).
+      {"{1a\": {b: [0]}, \"c\"}, \"d\x01\"e}}}", "line 1, column 21"},
+      {std::string("# comment\0 more\n, a", 19), "line 2, column 1"},
+  };
+  for (const auto& [text, where] : cases) {
+    EXPECT_EQ(yaml_error(text), "config: " + where +
+                                    ": a second YAML document starts here (after a '---' line, or "
+                                    "at a ',' outside any [...] or {...}); a config is a single "
+                                    "document")
         << text;
   }
   // A comma inside a flow list, or inside an indented block, is not refused.
@@ -195,7 +210,7 @@ TEST(ConfigErrors, RepeatedKeysAreRefused) {
 
 TEST(ConfigErrors, YamlSpecificShapesAreRefused) {
   EXPECT_TRUE(starts_with(yaml_error("global_config: {}\n---\nglobal_config: {}\n"),
-                          "config: the text holds 2 YAML documents"));
+                          "config: line 2, column 1: a second YAML document starts here"));
   EXPECT_TRUE(starts_with(yaml_error("module_name_configs:\n  ? [a, b]\n  : null\n"),
                           "config.module_name_configs: line 2, column 5: keys must be strings"));
 }
