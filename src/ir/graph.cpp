@@ -52,6 +52,18 @@ size_t Graph::insert_node(size_t index, Node node, int num_outputs) {
   return index;
 }
 
+void Graph::rename_node(size_t index, const std::string& base) {
+  Node& node = nodes_.at(index);
+  const auto it = names_.find(node.name);
+  if (it != names_.end() && --it->second <= 0) names_.erase(it);
+  node.name = unique_node_name(base);
+  ++names_[node.name];
+  for (size_t k = 0; k < node.outputs.size(); ++k) {
+    value(node.outputs[k]).name =
+        node.outputs.size() == 1 ? node.name : node.name + "_" + std::to_string(k);
+  }
+}
+
 void Graph::remove_node(size_t index) {
   const auto it = names_.find(nodes_[index].name);
   if (it != names_.end() && --it->second <= 0) names_.erase(it);

@@ -75,6 +75,18 @@ LinearQuantizer::LinearQuantizer(torch::nn::Sequential model, LinearQuantizerCon
 LinearQuantizer::LinearQuantizer(const torch::jit::Module& model, LinearQuantizerConfig config)
     : LinearQuantizer(frontend::capture(model, capture_options(config)), config) {}
 
+LinearQuantizer::LinearQuantizer(std::shared_ptr<torch::nn::Module> model,
+                                 frontend::ModuleForward forward, LinearQuantizerConfig config)
+    : LinearQuantizer(ir::Graph(), std::move(config)) {
+  if (!model) throw Error("LinearQuantizer got a null module");
+  if (!forward) throw Error("LinearQuantizer got an empty forward function");
+  capture_on_prepare_ = [model = std::move(model), forward = std::move(forward),
+                         options =
+                             capture_options(config_)](const std::vector<at::Tensor>& inputs) {
+    return frontend::capture(model, forward, inputs, options);
+  };
+}
+
 LinearQuantizer::LinearQuantizer(ir::Graph graph, LinearQuantizerConfig config)
     : config_(std::move(config)), float_graph_(std::move(graph)) {
   config_.validate();
@@ -106,6 +118,10 @@ GraphModule LinearQuantizer::prepare(const std::vector<at::Tensor>& example_inpu
   if (prepared_) {
     warn("prepare() was already called: returning the prepared model unchanged");
     return prepared_;
+  }
+  if (capture_on_prepare_) {
+    float_graph_ = capture_on_prepare_(example_inputs);
+    capture_on_prepare_ = nullptr;
   }
   ir::Graph graph = float_graph_;
   if (!inplace) detach_tensors(graph);

@@ -1,11 +1,13 @@
-// Capture of user models into linquant's graph IR: torch::nn::Sequential (nested) and
-// TorchScript modules (traced or scripted in Python). docs/ir.md lists the conventions the
+// Capture of user models into linquant's graph IR: torch::nn::Sequential (nested), any C++
+// torch::nn::Module (through LibTorch's tracer) and TorchScript modules (traced or scripted
+// in Python). docs/ir.md lists the conventions the
 // captured graph follows (names, scopes, attributes, tensors).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "linquant/frontend/module_forward.h"
 #include "linquant/ir/graph.h"
 
 // Forward declarations keep LibTorch's heaviest headers out of every file that includes this
@@ -30,6 +32,17 @@ struct CaptureOptions {
 // module and what to do about it.
 ir::Graph capture(torch::nn::Sequential model, const CaptureOptions& options = {});
 ir::Graph capture(const torch::jit::Module& model, const CaptureOptions& options = {});
+
+// A C++ module with a hand-written forward, traced once on `example_inputs` (and once more on
+// a batch one larger with other values, to find forwards whose ops depend on the data). The
+// tracer sees no module boundaries: an op that computes with a module's parameters or buffers
+// (conv, linear, batch_norm, ...) is attributed to that module, under its name and type as
+// configs use them; every other op (activations, pooling, adds, even when written as
+// parameterless modules such as ReLU) is a functional op of the root. docs/ir.md has the
+// details. The modules' train()/eval() modes are left as they were.
+ir::Graph capture(const std::shared_ptr<torch::nn::Module>& model, const ModuleForward& forward,
+                  const std::vector<at::Tensor>& example_inputs,
+                  const CaptureOptions& options = {});
 
 // The short type name used in scopes and configs: "torch::nn::Conv2dImpl",
 // "__torch__.torch.nn.modules.conv.___torch_mangle_3.Conv2d" and "Conv2d" all give "Conv2d";

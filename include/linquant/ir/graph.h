@@ -87,6 +87,8 @@ class Graph {
   // Removes every node whose entry in `remove` is true, in one pass.
   void remove_nodes(const std::vector<bool>& remove);
   void set_outputs(std::vector<ValueId> outputs) { outputs_ = std::move(outputs); }
+  // Gives node `index` the name unique_node_name(base), and its outputs the matching names.
+  void rename_node(size_t index, const std::string& base);
 
   // Every use of `from` (node inputs and graph outputs) at or after node index `start`
   // now reads `to`.

@@ -4,17 +4,22 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "linquant/config/linear_quantizer_config.h"
+#include "linquant/frontend/module_forward.h"
 #include "linquant/ir/graph.h"
 #include "linquant/quantizer/report.h"
 #include "linquant/runtime/graph_module.h"
 
 namespace torch::nn {
+class Module;
 class Sequential;
+template <typename Contained>
+class ModuleHolder;
 }  // namespace torch::nn
 namespace torch::jit {
 struct Module;
@@ -32,6 +37,20 @@ class LinearQuantizer {
   // config is validated and kept.
   LinearQuantizer(torch::nn::Sequential model, LinearQuantizerConfig config = {});
   LinearQuantizer(const torch::jit::Module& model, LinearQuantizerConfig config = {});
+  // Any C++ module (`struct Net : torch::nn::Module` with a hand-written forward taking and
+  // returning tensors, TORCH_MODULE holders included): captured with LibTorch's tracer when
+  // prepare() gets the example inputs, so capture errors surface there (see
+  // frontend::capture for what the tracer can and cannot see).
+  template <typename Module>
+  explicit LinearQuantizer(const std::shared_ptr<Module>& model, LinearQuantizerConfig config = {})
+      : LinearQuantizer(model, frontend::forward_of(model), std::move(config)) {}
+  template <typename Module>
+  explicit LinearQuantizer(const torch::nn::ModuleHolder<Module>& model,
+                           LinearQuantizerConfig config = {})
+      : LinearQuantizer(model.ptr(), std::move(config)) {}
+  // The same for forwards of other signatures: `forward` calls the model on the inputs.
+  LinearQuantizer(std::shared_ptr<torch::nn::Module> model, frontend::ModuleForward forward,
+                  LinearQuantizerConfig config = {});
   // From an already captured float graph.
   LinearQuantizer(ir::Graph graph, LinearQuantizerConfig config = {});
 
@@ -83,6 +102,8 @@ class LinearQuantizer {
 
   LinearQuantizerConfig config_;
   ir::Graph float_graph_;
+  // C++ modules: the capture prepare() runs on its example inputs.
+  std::function<ir::Graph(const std::vector<at::Tensor>&)> capture_on_prepare_;
   GraphModule prepared_{nullptr};
   std::optional<Milestones> milestones_;
   int64_t step_count_ = 0;

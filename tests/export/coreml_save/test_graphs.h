@@ -84,7 +84,9 @@ class HandGraph {
     a.set("zero_point", zero_point);
     a.set("quant_min", qmin);
     a.set("quant_max", qmax);
-    return node(ir::Op::quantize_dequantize, {x}, graph_.value(x).shape, a, name);
+    // A copy: adding the node may move the value table that graph_.value(x) lives in.
+    const std::vector<int64_t> shape = graph_.value(x).shape;
+    return node(ir::Op::quantize_dequantize, {x}, shape, a, name);
   }
   void add_tensor(const std::string& name, at::Tensor t) { graph_.add_tensor(name, t, true); }
   ir::Graph finish(std::vector<ir::ValueId> outputs) {

@@ -292,6 +292,49 @@ def save_generic(directory):
         json.dump(info, f, indent=1)
 
 
+class TwinBlock(nn.Module):
+    """A residual block; tests/quantizer/cpp_module_test.cpp has the same one in C++."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + x)
+
+
+class TwinNet(nn.Module):
+    """Conv-BN-ReLU, two nested residual blocks, a cat of two branches, functional pooling
+    and flatten, Linear-BN1d, dropout and a Linear called twice (shared weights). Its
+    activations are functional calls, as a C++ module's parameterless modules are captured."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.stem_bn = nn.BatchNorm2d(8)
+        self.block1 = TwinBlock(8)
+        self.block2 = TwinBlock(8)
+        self.branch_a = nn.Conv2d(8, 4, 1)
+        self.branch_b = nn.Conv2d(8, 4, 3, padding=1)
+        self.fc1 = nn.Linear(8 * 4 * 4, 16)
+        self.fc1_bn = nn.BatchNorm1d(16)
+        self.shared = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem_bn(self.stem(x)))
+        x = self.block2(self.block1(x))
+        x = torch.cat([F.relu(self.branch_a(x)), F.relu(self.branch_b(x))], 1)
+        x = torch.flatten(F.max_pool2d(x, 2), 1)
+        x = F.dropout(F.relu(self.fc1_bn(self.fc1(x))), 0.25, self.training)
+        x = F.relu(self.shared(F.relu(self.shared(x))))
+        return self.head(x)
+
+
 def write_all(directory):
     torch.manual_seed(0)
     image = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -312,12 +355,19 @@ def write_all(directory):
     save(directory, "sequence_traced", SequenceNet().eval(), torch.randn(2, 5, 6), "trace")
     save_pair(directory)
     save(directory, "resample_traced", ResampleNet().eval(), torch.randn(2, 3, 6, 6), "trace")
+    twin = TwinNet()
+    with torch.no_grad():  # BatchNorm statistics other than 0 and 1, so folding shows
+        for module in twin.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    save(directory, "twin_traced", twin.eval(), torch.randn(4, 3, 8, 8), "trace")
 
 
 MODELS = ["tutorial_traced", "resnet18_traced", "mobilenet_v2_traced", "residual_traced",
           "residual_scripted", "residual_scripted_train", "unsupported_traced",
           "unsupported_scripted", "generic_traced", "sequence_traced", "pair_traced",
-          "resample_traced"]
+          "resample_traced", "twin_traced"]
 
 
 def main():
