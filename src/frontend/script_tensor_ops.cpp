@@ -127,24 +127,34 @@ SymValue matmul(const OpCall& c, const char* other_name) {
   return c.emit(Op::matmul, {*x, *y});
 }
 
-SymValue pool(const OpCall& c, Op op) {
-  const std::vector<int64_t> kernel = c.ints("kernel_size");
-  std::vector<int64_t> stride = c.ints("stride");
+// A pooling size argument as `spatial_dims` numbers: PyTorch repeats a single number (C++'s
+// torch::max_pool2d(x, 2) records kernel_size [2]).
+std::vector<int64_t> per_dim(std::vector<int64_t> sizes, int64_t spatial_dims) {
+  if (sizes.size() == 1) sizes.assign(static_cast<size_t>(spatial_dims), sizes[0]);
+  return sizes;
+}
+
+SymValue pool(const OpCall& c, Op op, int64_t spatial_dims) {
+  const std::vector<int64_t> kernel = per_dim(c.ints("kernel_size"), spatial_dims);
+  std::vector<int64_t> stride = per_dim(c.ints("stride"), spatial_dims);
   if (stride.empty()) stride = kernel;  // PyTorch's default: stride = kernel_size
+  if (kernel.size() != static_cast<size_t>(spatial_dims)) {
+    c.fail(c.kind() + " with a kernel_size of " + std::to_string(kernel.size()) + " numbers");
+  }
   Attributes attrs;
   attrs.set("kernel_size", kernel);
   attrs.set("stride", stride);
-  attrs.set("padding", c.ints("padding"));
+  attrs.set("padding", per_dim(c.ints("padding"), spatial_dims));
   attrs.set("ceil_mode", c.b("ceil_mode"));
   if (op == Op::max_pool) {
-    attrs.set("dilation", c.ints("dilation"));
+    attrs.set("dilation", per_dim(c.ints("dilation"), spatial_dims));
   } else {
     attrs.set("count_include_pad", c.b("count_include_pad"));
     if (c.has("divisor_override") && !c.is_none("divisor_override")) {
       attrs.set("divisor_override", c.i("divisor_override"));
     }
   }
-  attrs.set("spatial_dims", static_cast<int64_t>(kernel.size()));
+  attrs.set("spatial_dims", spatial_dims);
   return c.emit(op, {c.first_tensor()}, std::move(attrs));
 }
 
@@ -294,12 +304,12 @@ const std::unordered_map<std::string, TensorOpRule>& tensor_op_rules() {
          attrs.set("alpha", c.f("alpha"));
          return unary(c, Op::elu, std::move(attrs));
        }},
-      {"aten::max_pool1d", [](const OpCall& c) { return pool(c, Op::max_pool); }},
-      {"aten::max_pool2d", [](const OpCall& c) { return pool(c, Op::max_pool); }},
-      {"aten::avg_pool1d", [](const OpCall& c) { return pool(c, Op::avg_pool); }},
-      {"aten::avg_pool2d", [](const OpCall& c) { return pool(c, Op::avg_pool); }},
-      {"aten::max_pool3d", [](const OpCall& c) { return pool(c, Op::max_pool); }},
-      {"aten::avg_pool3d", [](const OpCall& c) { return pool(c, Op::avg_pool); }},
+      {"aten::max_pool1d", [](const OpCall& c) { return pool(c, Op::max_pool, 1); }},
+      {"aten::max_pool2d", [](const OpCall& c) { return pool(c, Op::max_pool, 2); }},
+      {"aten::avg_pool1d", [](const OpCall& c) { return pool(c, Op::avg_pool, 1); }},
+      {"aten::avg_pool2d", [](const OpCall& c) { return pool(c, Op::avg_pool, 2); }},
+      {"aten::max_pool3d", [](const OpCall& c) { return pool(c, Op::max_pool, 3); }},
+      {"aten::avg_pool3d", [](const OpCall& c) { return pool(c, Op::avg_pool, 3); }},
       {"aten::adaptive_avg_pool1d",
        [](const OpCall& c) {
          Attributes attrs;

@@ -9,7 +9,6 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/nn/functional/dropout.h>
-#include <torch/nn/functional/pooling.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
@@ -70,8 +69,7 @@ struct TwinNetImpl : nn::Module {
     at::Tensor x = at::relu(stem_bn(stem(input)));
     x = block2(block1(x));
     x = at::cat({at::relu(branch_a(x)), at::relu(branch_b(x))}, 1);
-    x = torch::nn::functional::max_pool2d(x, torch::nn::functional::MaxPool2dFuncOptions(2))
-            .flatten(1);
+    x = at::max_pool2d(x, 2).flatten(1);  // records kernel_size [2], Python [2, 2]
     x = torch::nn::functional::dropout(
         at::relu(fc1_bn(fc1(x))),
         torch::nn::functional::DropoutFuncOptions().p(0.25).training(is_training()));
