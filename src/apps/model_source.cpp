@@ -8,10 +8,10 @@
 #include <sstream>
 
 #include "app_error.h"
+#include "archive_check.h"
 #include "cli_common.h"
 #include "file_io.h"
 #include "linquant/frontend/capture.h"
-#include "pickle_check.h"
 #include "tensor_storage.h"
 #include "tutorial_models.h"
 
@@ -26,7 +26,7 @@ SourceModel load_source_model(const ModelRecipe& recipe) {
   }
   std::istringstream stream(recipe.torchscript);
   try {
-    check_archive_pickles(recipe.torchscript, recipe.source_name);
+    check_model_archive(recipe.torchscript, recipe.source_name);
     model.script = std::make_shared<torch::jit::Module>(torch::jit::load(stream));
   } catch (const Error&) {
     throw;  // already names the file

@@ -11,11 +11,11 @@
 #include <sstream>
 #include <string>
 
+#include "archive_check.h"
 #include "cli_common.h"
 #include "file_io.h"
 #include "linquant/common/error.h"
 #include "linquant/common/warning.h"
-#include "pickle_check.h"
 #include "tensor_storage.h"
 
 namespace linquant::apps {
@@ -131,10 +131,10 @@ void check_equal(const torch::nn::Module& module, const std::map<std::string, at
   }
 }
 
-// The archive LibTorch reads from the file, once its pickles passed check_archive_pickles.
+// The archive LibTorch reads from the file, once it passed check_model_archive.
 torch::serialize::InputArchive open_archive(const std::filesystem::path& file) {
   const std::string bytes = read_file_bytes(file);
-  check_archive_pickles(bytes, file.string());
+  check_model_archive(bytes, file.string());
   std::istringstream stream(bytes);
   torch::serialize::InputArchive archive;
   archive.load_from(stream);

@@ -71,6 +71,18 @@ def test_torchscript_claiming_a_huge_string(tutorial_torchscript, small_data, tm
     check_refused(run("inspect", bad), tmp_path, "huge.pt", "data.pkl is damaged")
 
 
+# Protocol 2, None, then LONG_BINPUT into memo slot 2^31 - 2^23 + 128 of an empty memo: LibTorch
+# reserves twice that many slots, 68 GB (found by scripts/fuzz.sh).
+HUGE_MEMO = b"\x80\x02Nr" + struct.pack("<I", 0x7F800080) + b"."
+
+
+def test_torchscript_claiming_a_huge_memo(tutorial_torchscript, tmp_path):
+    bad = tmp_path / "memo.pt"
+    rewrite_pickle(tutorial_torchscript, bad, "data.pkl", HUGE_MEMO)
+    check_refused(run("inspect", bad), tmp_path, "memo.pt",
+                  "data.pkl is damaged (byte 3 stores into a memo slot out of order)")
+
+
 def test_saved_model_claiming_a_huge_string(tutorial_torchscript, small_data, tmp_path):
     good = tmp_path / "w8a8.pt"
     done = run("quantize", "--model", tutorial_torchscript, "--data", small_data, "--steps", "2",
@@ -82,3 +94,32 @@ def test_saved_model_claiming_a_huge_string(tutorial_torchscript, small_data, tm
     done = run("export", bad, "-o", tmp_path / "huge.mlpackage")
     check_refused(done, tmp_path, "huge.pt", "constants.pkl is damaged")
     assert not (tmp_path / "huge.mlpackage").exists()
+
+
+def insert_class_statement(source, target, statement):
+    """A copy of a TorchScript zip with `statement` added to the body of the class of its
+    top-level module (a Sequential)."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            payload = zin.read(info.filename)
+            if info.filename.endswith("code/__torch__/torch/nn/modules/container.py"):
+                header, rest = payload.split(b"\n", 1)
+                assert header.startswith(b"class "), header
+                payload = header + b"\n  " + statement + b"\n" + rest
+            zout.writestr(info.filename, payload)
+
+
+def test_torchscript_with_unannotated_class_constant(tutorial_torchscript, small_data, tmp_path):
+    # LibTorch 1.13 reads the missing annotation of `name = value` in a class body (undefined
+    # behaviour: a segfault in the saved-model fuzzer). A Final constant still loads.
+    fine = tmp_path / "fine.pt"
+    insert_class_statement(tutorial_torchscript, fine, b"extra : Final[int] = 3")
+    done = run("export", fine, "--input-shape", "1,1,28,28", "-o", tmp_path / "fine")
+    assert done.returncode == 0, done.stderr[-2000:]
+    bad = tmp_path / "bad.pt"
+    insert_class_statement(tutorial_torchscript, bad, b"formatmeters__ = []")
+    fragment = 'line 2: class attribute "formatmeters__" assigned without a type annotation'
+    check_refused(run("inspect", bad), tmp_path, "bad.pt", fragment)
+    done = run("quantize", "--model", bad, "--data", small_data, "--steps", "2", "-o",
+               tmp_path / "q.pt")
+    check_refused(done, tmp_path, "bad.pt", fragment)

@@ -22,9 +22,10 @@
 namespace {
 
 // Names the zip writer takes (it throws from the middle of an archive on others, which would
-// test the harness, not the reader): a relative path of letters, digits and "._-/".
+// test the harness, not the reader): a relative path of letters, digits and "._-/" that does
+// not end in '/' (the zip format keeps such names for empty folders).
 bool usable_record_name(const std::string& name) {
-  if (name.empty() || name.front() == '/' || name.size() > 200) return false;
+  if (name.empty() || name.front() == '/' || name.back() == '/' || name.size() > 200) return false;
   for (const char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' &&
         c != '/')

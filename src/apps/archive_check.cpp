@@ -1,6 +1,6 @@
 // Walks the opcodes of pickle protocol 2 (what LibTorch writes) far enough to see every
-// claimed length; see pickle_check.h.
-#include "pickle_check.h"
+// claimed length, and checks the class bodies of code/*.py; see archive_check.h.
+#include "archive_check.h"
 
 #include <c10/core/Allocator.h>
 #include <caffe2/serialize/inline_container.h>
@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "class_body_check.h"
 #include "linquant/common/error.h"
 
 namespace linquant::apps {
@@ -107,9 +108,19 @@ Argument argument_of(uint8_t opcode) {
   }
 }
 
-// The offset of the first opcode whose argument runs past the end, if any.
-std::optional<size_t> first_overrun(const uint8_t* data, size_t size) {
+// The first opcode that claims more than the pickle holds, if any: an argument running past
+// the end, or a memo slot (BINPUT, LONG_BINPUT) far beyond the ones used so far. Writers
+// number memo slots from 0 in order; LibTorch reserves room for twice the slot it is given
+// (68 GB for a 4-byte slot number of 2^31).
+struct Overrun {
+  size_t at;
+  const char* what;
+};
+
+std::optional<Overrun> first_overrun(const uint8_t* data, size_t size) {
+  constexpr const char* kPastTheEnd = "claims more data than the record holds";
   size_t at = 0;
+  uint64_t memo_slots = 0;
   while (at < size) {
     const size_t opcode_at = at;
     const uint8_t opcode = data[at++];
@@ -119,22 +130,29 @@ std::optional<size_t> first_overrun(const uint8_t* data, size_t size) {
       case Argument::kUnknown:
         return std::nullopt;  // LibTorch rejects what it cannot read
       case Argument::kFixed:
-        if (static_cast<size_t>(argument.bytes) > left) return opcode_at;
+        if (static_cast<size_t>(argument.bytes) > left) return Overrun{opcode_at, kPastTheEnd};
+        if (opcode == 'q' || opcode == 'r') {
+          uint64_t slot = 0;
+          for (int i = 0; i < argument.bytes; ++i) slot |= uint64_t{data[at + i]} << (8 * i);
+          if (slot > memo_slots) return Overrun{opcode_at, "stores into a memo slot out of order"};
+          if (slot == memo_slots) ++memo_slots;
+        }
+        if (opcode == 0x94) ++memo_slots;  // MEMOIZE takes the next slot
         at += argument.bytes;
         break;
       case Argument::kLengthPrefixed: {
-        if (static_cast<size_t>(argument.bytes) > left) return opcode_at;
+        if (static_cast<size_t>(argument.bytes) > left) return Overrun{opcode_at, kPastTheEnd};
         uint64_t length = 0;
         for (int i = 0; i < argument.bytes; ++i) length |= uint64_t{data[at + i]} << (8 * i);
         at += argument.bytes;
-        if (length > size - at) return opcode_at;
+        if (length > size - at) return Overrun{opcode_at, kPastTheEnd};
         at += length;
         break;
       }
       case Argument::kLines:
         for (int line = 0; line < argument.bytes; ++line) {
           while (at < size && data[at] != '\n') ++at;
-          if (at == size) return opcode_at;
+          if (at == size) return Overrun{opcode_at, kPastTheEnd};
           ++at;
         }
         break;
@@ -144,18 +162,30 @@ std::optional<size_t> first_overrun(const uint8_t* data, size_t size) {
   return std::nullopt;
 }
 
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 }  // namespace
 
-void check_archive_pickles(const std::string& archive, const std::string& name) {
+void check_model_archive(const std::string& archive, const std::string& name) {
   std::istringstream stream(archive);
   caffe2::serialize::PyTorchStreamReader reader(&stream);
   for (const std::string& record : reader.getAllRecords()) {
     // data.pkl, constants.pkl and the code's *.debug_pkl are all unpickled.
-    if (record.size() < 3 || record.compare(record.size() - 3, 3, "pkl") != 0) continue;
+    const bool pickle = ends_with(record, "pkl");
+    const bool code = ends_with(record, ".py") && record.find("code/") != std::string::npos;
+    if (!pickle && !code) continue;
     const auto [data, size] = reader.getRecord(record);
-    if (const auto at = first_overrun(static_cast<const uint8_t*>(data.get()), size)) {
-      throw Error(name + ": the archive's " + record + " is damaged (byte " + std::to_string(*at) +
-                  " claims more data than the record holds)");
+    if (pickle) {
+      if (const auto overrun = first_overrun(static_cast<const uint8_t*>(data.get()), size)) {
+        throw Error(name + ": the archive's " + record + " is damaged (byte " +
+                    std::to_string(overrun->at) + " " + overrun->what + ")");
+      }
+    } else if (const auto problem = class_body_problem(
+                   std::string_view(static_cast<const char*>(data.get()), size))) {
+      throw Error(name + ": the archive's " + record + " is damaged (" + *problem + ")");
     }
   }
 }
