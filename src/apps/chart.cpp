@@ -8,7 +8,7 @@
 
 #include <sstream>
 
-#include "file_io.h"
+#include "linquant/common/file_io.h"
 #include "linquant/common/warning.h"
 
 extern char** environ;

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app_error.h"
-#include "file_io.h"
+#include "linquant/common/file_io.h"
 #include "signal_cleanup.h"
 
 namespace linquant::apps {

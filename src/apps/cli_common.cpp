@@ -118,28 +118,6 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& opt
   return shape;
 }
 
-std::string one_line(const std::string& text) {
-  std::string out;
-  for (const std::string& line : split(text, '\n')) {
-    if (line.empty()) continue;
-    if (!out.empty()) out += "; ";
-    out += line;
-  }
-  return out;
-}
-
-std::string format_bytes(uint64_t bytes) {
-  char buffer[32];
-  if (bytes < 1000) {
-    std::snprintf(buffer, sizeof buffer, "%llu B", static_cast<unsigned long long>(bytes));
-  } else if (bytes < 1000 * 1000) {
-    std::snprintf(buffer, sizeof buffer, "%.1f kB", bytes / 1e3);
-  } else {
-    std::snprintf(buffer, sizeof buffer, "%.2f MB", bytes / 1e6);
-  }
-  return buffer;
-}
-
 std::string format_seconds(double seconds) {
   char buffer[32];
   if (seconds < 60) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "linquant/common/error.h"
+#include "linquant/common/file_io.h"
 #include "linquant/config/linear_quantizer_config.h"
 
 namespace linquant::apps {
@@ -30,10 +32,7 @@ LinearQuantizerConfig with_milestones(LinearQuantizerConfig config, const Milest
 // "1,3,28,28" -> {1, 3, 28, 28}; every dimension positive.
 std::vector<int64_t> parse_shape(const std::string& text, const std::string& option);
 
-// Error messages end up on one line (multi-line parser messages are joined with "; ").
-std::string one_line(const std::string& text);
 
-std::string format_bytes(uint64_t bytes);    // "57.3 kB", "1.20 MB"
 std::string format_seconds(double seconds);  // "0.42 s", "1 min 05 s"
 std::string format_clock(double seconds);    // "1:05", for ETAs
 

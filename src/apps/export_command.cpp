@@ -10,7 +10,7 @@
 #include "cli_common.h"
 #include "command.h"
 #include "coreml_export.h"
-#include "file_io.h"
+#include "linquant/common/file_io.h"
 #include "linquant/export/coreml/package_writer.h"
 #include "linquant/export/coreml/target.h"
 #include "model_source.h"

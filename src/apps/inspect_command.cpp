@@ -11,7 +11,7 @@
 #include "app_error.h"
 #include "cli_common.h"
 #include "command.h"
-#include "file_io.h"
+#include "linquant/common/file_io.h"
 #include "linquant/ir/attribute_keys.h"
 #include "model_source.h"
 #include "package_summary.h"

@@ -55,8 +55,8 @@ int run(int argc, char** argv) {
     for (const auto& candidate : commands) {
       if (candidate.app->parsed()) command += " " + candidate.app->get_name();
     }
-    std::cerr << command << ": error: " << linquant::apps::one_line(error.what()) << " (see `"
-              << command << " --help`)\n";
+    std::cerr << command << ": error: " << linquant::one_line(error.what()) << " (see `" << command
+              << " --help`)\n";
     return linquant::apps::kExitBadInput;
   }
   for (const auto& command : commands) {
@@ -70,7 +70,7 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   keep_large_allocations();
-  using linquant::apps::one_line;
+  using linquant::one_line;
   try {
     return run(argc, argv);
   } catch (const linquant::apps::Interrupted& interrupted) {

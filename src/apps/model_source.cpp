@@ -1,18 +1,10 @@
 // Loading float models for the commands.
 #include "model_source.h"
 
-#include <c10/util/Exception.h>
 #include <torch/script.h>
 
-#include <new>
-#include <sstream>
-
-#include "app_error.h"
-#include "archive_check.h"
-#include "cli_common.h"
-#include "file_io.h"
 #include "linquant/frontend/capture.h"
-#include "tensor_storage.h"
+#include "linquant/serialization/torchscript.h"
 #include "tutorial_models.h"
 
 namespace linquant::apps {
@@ -24,22 +16,8 @@ SourceModel load_source_model(const ModelRecipe& recipe) {
         make_builtin_model(recipe.builtin, recipe.num_classes));
     return model;
   }
-  std::istringstream stream(recipe.torchscript);
-  try {
-    check_model_archive(recipe.torchscript, recipe.source_name);
-    model.script = std::make_shared<torch::jit::Module>(torch::jit::load(stream));
-  } catch (const Error&) {
-    throw;  // already names the file
-  } catch (const c10::Error& error) {
-    throw Error(recipe.source_name + ": not a TorchScript model (" +
-                one_line(error.what_without_backtrace()).substr(0, 200) + ")");
-  } catch (const std::bad_alloc&) {
-    throw Error(recipe.source_name + ": " + kClaimsTooMuchMemory);
-  } catch (const std::exception& error) {  // e.g. the code in the archive does not compile
-    throw Error(recipe.source_name + ": not a TorchScript model (" +
-                one_line(error.what()).substr(0, 200) + ")");
-  }
-  check_module_storage(*model.script, recipe.source_name);
+  model.script = std::make_shared<torch::jit::Module>(
+      load_torchscript(recipe.torchscript, recipe.source_name));
   return model;
 }
 

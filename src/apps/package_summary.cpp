@@ -9,8 +9,8 @@
 
 #include "cli_common.h"
 #include "coreml_export.h"
-#include "file_io.h"
 #include "linquant/common/error.h"
+#include "linquant/common/file_io.h"
 #include "linquant/export/coreml/manifest.h"
 #include "package_weights.h"
 

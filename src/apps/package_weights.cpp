@@ -9,8 +9,8 @@
 #include <map>
 #include <string>
 
-#include "file_io.h"
 #include "linquant/common/error.h"
+#include "linquant/common/file_io.h"
 #include "linquant/export/coreml/blob_writer.h"
 
 namespace linquant::apps {

@@ -14,8 +14,8 @@
 #include "cli_common.h"
 #include "command.h"
 #include "coreml_export.h"
-#include "file_io.h"
 #include "image_data.h"
+#include "linquant/common/file_io.h"
 #include "linquant/data/idx_dataset.h"
 #include "phase_timer.h"
 #include "progress_bar.h"
@@ -208,7 +208,6 @@ int run_quantize(const QuantizeOptions& o) {
   for (auto& [fq, on] : observers) fq->enable_observer(on);
 
   timer.start("finalize");
-  const TensorSnapshot prepared_state = snapshot_state(*model);
   GraphModule finalized = quantizer->finalize();
   timer.start("evaluation");
   const Forward final_forward = [&](const at::Tensor& x) { return finalized->forward(x); };
@@ -223,7 +222,7 @@ int run_quantize(const QuantizeOptions& o) {
       "\"test_accuracy\": {\"fake_quant\": %.4f, \"finalized\": %.4f}, \"test_images\": %lld}",
       o.calibrate ? "calibration" : "qat", static_cast<long long>(o.steps), fake_quant.accuracy,
       final_eval.accuracy, static_cast<long long>(test.size()));
-  save_quantized_model(output.dir() / "model.pt", recipe, prepared_state, *finalized, metadata);
+  save_quantized_model(output.dir() / "model.pt", *quantizer, recipe, metadata);
   timer.stop();
   output.commit("model.pt");
   if (checkpoint) checkpoint->remove();  // the run is complete

@@ -17,8 +17,8 @@
 #include "checkpoint.h"
 #include "cli_common.h"
 #include "coreml_export.h"
-#include "file_io.h"
 #include "image_data.h"
+#include "linquant/common/file_io.h"
 #include "linquant/common/warning.h"
 #include "linquant/export/coreml/target.h"
 #include "linquant/quantizer/linear_quantizer.h"
@@ -312,7 +312,6 @@ int run_train(const TrainOptions& options) {
   // 3. finalize(): BatchNorm folded, weights on the int8 grid, activation qparams frozen.
   timer.start("finalize");
   qmodel->eval();
-  const TensorSnapshot prepared_state = snapshot_state(*qmodel);
   GraphModule fmodel = quantizer.finalize();
   const Report report = quantizer.report();
 
@@ -346,11 +345,10 @@ int run_train(const TrainOptions& options) {
   recipe.builtin = options.model;
   recipe.source_name = options.model;
   recipe.config = config;
-  recipe.input_shape = {1, 1, 28, 28};
   recipe.normalization = normalization;
   recipe.num_classes = num_classes;
   const std::string metadata = train_metrics_json(options, result, config.to_json());
-  save_quantized_model(dir / "quantized_model.pt", recipe, prepared_state, *fmodel, metadata);
+  save_quantized_model(dir / "quantized_model.pt", quantizer, recipe, metadata);
   result.saved_model_bytes = static_cast<int64_t>(disk_size(dir / "quantized_model.pt"));
   write_file_bytes(dir / "report.txt", report.to_string() + "\n");
   write_file_bytes(dir / "report.json", report.to_json() + "\n");

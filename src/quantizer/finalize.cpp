@@ -146,8 +146,19 @@ GraphModule LinearQuantizer::finalize(GraphModule model, bool inplace) {
   }
   const at::NoGradGuard no_grad;
   ir::Graph graph = model->graph();
+  // Calling the weight quantizers updates observers that are still on. Like coremltools,
+  // which finalizes a deep copy unless inplace, leave the prepared model as it was.
+  std::vector<std::pair<at::Tensor, at::Tensor>> buffers_before;
+  if (!inplace) {
+    for (const auto& item : model->named_buffers())
+      buffers_before.emplace_back(item.value(), item.value().clone());
+  }
   Finalizer(graph, model).run();
   keep_used_tensors(graph, inplace);
+  for (auto& [buffer, before] : buffers_before) {
+    if (buffer.sizes() != before.sizes()) buffer.resize_(before.sizes());
+    buffer.copy_(before);
+  }
   GraphModule finalized(std::move(graph));
   finalized->eval();
   return finalized;

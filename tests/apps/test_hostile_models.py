@@ -4,6 +4,7 @@ must refuse them with one line and exit code 2 before any tensor is used or any 
 allocated, and leave nothing behind. LibTorch's loaders accept short storages (without the
 check, quantize corrupted the heap and export read past the buffer) and allocate a claimed
 string's length before reading it (4 GB and 8 s for a 100-byte file)."""
+import pickle
 import struct
 import zipfile
 
@@ -123,3 +124,24 @@ def test_torchscript_with_unannotated_class_constant(tutorial_torchscript, small
     done = run("quantize", "--model", bad, "--data", small_data, "--steps", "2", "-o",
                tmp_path / "q.pt")
     check_refused(done, tmp_path, "bad.pt", fragment)
+
+
+def test_torchscript_with_debug_info_past_its_string_table(tutorial_torchscript, tmp_path):
+    # LibTorch reads the source-range table when a source location is asked for and trusts
+    # its indices: one past the string table was a null dereference (saved-model fuzzer).
+    bad = tmp_path / "debug.pt"
+    with zipfile.ZipFile(tutorial_torchscript) as zin, \
+            zipfile.ZipFile(bad, "w", zipfile.ZIP_STORED) as zout:
+        damaged = 0
+        for info in zin.infolist():
+            payload = zin.read(info.filename)
+            if info.filename.endswith(".debug_pkl"):
+                tag, strings, entries = pickle.loads(payload)
+                offset, ((text, _, line), start, end), handle = entries[-1]
+                entry = (offset, ((text, len(strings), line), start, end), handle)
+                payload = pickle.dumps((tag, strings, entries[:-1] + (entry,)), protocol=2)
+                damaged += 1
+            zout.writestr(info.filename, payload)
+        assert damaged > 0
+    check_refused(run("inspect", bad), tmp_path, "debug.pt", ".debug_pkl is damaged",
+                  "points outside its text")

@@ -1,6 +1,7 @@
 // The exception type every linquant failure derives from, so callers can catch one type.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -29,5 +30,9 @@ class DataError : public Error {
  public:
   using Error::Error;
 };
+
+// `text` (e.g. a LibTorch error with its context lines) as one line: its non-empty lines joined
+// by "; ", cut after `max_chars`.
+std::string one_line(const std::string& text, size_t max_chars = std::string::npos);
 
 }  // namespace linquant

@@ -71,8 +71,9 @@ class LinearQuantizer {
   Report report() const;
 
   // The reference-quantized model (reference section 5): BatchNorm folded into its conv or
-  // linear, each weight quantizer called once more on the folded weight (its observer
-  // updates if still on), weights snapped exactly onto their integer grid, and every
+  // linear, each weight quantizer called once more on the folded weight (an observer still
+  // on sees it; unless `inplace`, the prepared model's observers are put back afterwards,
+  // as coremltools finalizes a deep copy), weights snapped onto their integer grid, and every
   // activation quantizer frozen into a quantize_dequantize node with the qparams of its
   // observer. Weighted nodes carry the compression metadata the exporters read:
   // `weight_scale` and `weight_zero_point` (tensor names), `weight_axis` (-1 per tensor),

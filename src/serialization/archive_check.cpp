@@ -11,9 +11,10 @@
 #include <string>
 
 #include "class_body_check.h"
+#include "debug_info_check.h"
 #include "linquant/common/error.h"
 
-namespace linquant::apps {
+namespace linquant::serialization {
 namespace {
 
 // How an opcode's argument is laid out.
@@ -183,6 +184,10 @@ void check_model_archive(const std::string& archive, const std::string& name) {
         throw Error(name + ": the archive's " + record + " is damaged (byte " +
                     std::to_string(overrun->at) + " " + overrun->what + ")");
       }
+      if (ends_with(record, ".debug_pkl")) {
+        if (const auto problem = debug_info_problem(static_cast<const char*>(data.get()), size))
+          throw Error(name + ": the archive's " + record + " is damaged (" + *problem + ")");
+      }
     } else if (const auto problem = class_body_problem(
                    std::string_view(static_cast<const char*>(data.get()), size))) {
       throw Error(name + ": the archive's " + record + " is damaged (" + *problem + ")");
@@ -190,4 +195,4 @@ void check_model_archive(const std::string& archive, const std::string& name) {
   }
 }
 
-}  // namespace linquant::apps
+}  // namespace linquant::serialization

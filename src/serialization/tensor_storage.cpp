@@ -10,7 +10,7 @@
 
 #include "linquant/common/error.h"
 
-namespace linquant::apps {
+namespace linquant::serialization {
 
 namespace {
 
@@ -72,4 +72,4 @@ void check_module_storage(const torch::jit::Module& module, const std::string& f
   }
 }
 
-}  // namespace linquant::apps
+}  // namespace linquant::serialization

@@ -11,7 +11,7 @@ namespace torch::jit {
 struct Module;
 }  // namespace torch::jit
 
-namespace linquant::apps {
+namespace linquant::serialization {
 
 // True when every element the tensor's sizes, strides and offset address is inside its storage.
 bool storage_covers_tensor(const at::Tensor& tensor);
@@ -25,4 +25,4 @@ void check_tensor_storage(const at::Tensor& tensor, const std::string& name,
 // every tensor constant of their methods' code.
 void check_module_storage(const torch::jit::Module& module, const std::string& file);
 
-}  // namespace linquant::apps
+}  // namespace linquant::serialization

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <string>
 
-namespace linquant::apps {
+namespace linquant::serialization {
 namespace {
 
 size_t indentation(std::string_view line) {
@@ -88,4 +88,4 @@ std::optional<std::string> class_body_problem(std::string_view source) {
   return std::nullopt;
 }
 
-}  // namespace linquant::apps
+}  // namespace linquant::serialization

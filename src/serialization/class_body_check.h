@@ -11,10 +11,10 @@
 #include <string>
 #include <string_view>
 
-namespace linquant::apps {
+namespace linquant::serialization {
 
 // "line N: ..." for the first class-body statement of `source` that is not one of the forms
 // above; nothing when every one is.
 std::optional<std::string> class_body_problem(std::string_view source);
 
-}  // namespace linquant::apps
+}  // namespace linquant::serialization
