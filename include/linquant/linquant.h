@@ -17,3 +17,5 @@
 #include "linquant/quantizer/linear_quantizer.h"
 #include "linquant/quantizer/report.h"
 #include "linquant/runtime/graph_module.h"
+#include "linquant/serialization/quantized_model.h"
+#include "linquant/serialization/torchscript.h"

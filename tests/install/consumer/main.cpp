@@ -1,6 +1,6 @@
 // Uses the installed headers and libraries only: a config from YAML, a fake quantizer, and
 // the whole flow on a C++ module with a hand-written forward (prepare, QAT steps, finalize,
-// Core ML package).
+// Core ML package, save and load into a fresh module).
 #include <ATen/ATen.h>
 #include <linquant/linquant.h>
 #include <torch/nn/module.h>
@@ -47,12 +47,22 @@ int main() {
     optimizer.step();
   }
   if (quantizer.report().rows.size() < 4) return 3;
-  const linquant::GraphModule finalized = quantizer.finalize();
+  linquant::GraphModule finalized = quantizer.finalize();
   const auto package = std::filesystem::temp_directory_path() / "linquant_consumer.mlpackage";
   std::filesystem::remove_all(package);
   linquant::coreml::save(finalized, package.string());
   if (!std::filesystem::exists(package / "Manifest.json")) return 4;
   std::filesystem::remove_all(package);
+
+  // Saved, then rebuilt on a fresh net of the same architecture (other random weights).
+  const auto file = std::filesystem::temp_directory_path() / "linquant_consumer_model.pt";
+  linquant::save_quantized_model(file, quantizer);
+  SmallNet fresh;
+  linquant::QuantizedModel loaded = linquant::load_quantized_model_into(file, fresh);
+  std::filesystem::remove(file);
+  const at::Tensor input = at::randn({3, 1, 8, 8});
+  if (!at::equal(loaded.finalized->forward(input), finalized->forward(input))) return 5;
+  if (!at::equal(fresh->conv->weight, net->conv->weight)) return 6;
   std::cout << "downstream consumer OK: " << options.describe() << ", C++ module to "
             << package.filename() << "\n";
   return 0;
