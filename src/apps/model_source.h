@@ -22,7 +22,7 @@ struct ModelRecipe {
   std::string torchscript;  // the TorchScript file's bytes; empty for built-ins
   std::string source_name;  // the file it came from, or the built-in's name
   LinearQuantizerConfig config;
-  std::vector<int64_t> input_shape;  // the example input of prepare(), batch 1
+  std::vector<int64_t> input_shape;  // of a loaded file: the example input of prepare()
   Normalization normalization;       // what the model's inputs were normalized with
   int64_t num_classes = 10;
 };

@@ -180,7 +180,6 @@ int run_quantize(const QuantizeOptions& o) {
     normalize_in_place(*set, recipe.normalization);
     adapt_images(*set, shape[0], shape[1], shape[2]);
   }
-  recipe.input_shape = {1, shape[0], shape[1], shape[2]};
   recipe.num_classes = train.num_classes();
 
   timer.start("prepare");
