@@ -2,7 +2,7 @@
 # Installs everything linquant needs on a fresh Debian 12 machine; safe to run again.
 # Debian packages (LibTorch, OpenBLAS, protobuf, JSON/YAML/CLI libraries, test and bench
 # frameworks, the Fashion-MNIST data set, gnuplot for the training charts) and a Python venv
-# with coremltools for validation.
+# with coremltools, onnx and onnxruntime for validation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,5 +1,5 @@
 // `linquant inspect FILE`: what a TorchScript model captures to, what a saved quantized model
-// holds (recipe, quantization table, sizes), or what an .mlpackage contains.
+// holds (recipe, quantization table, sizes), or what an .mlpackage or .onnx file contains.
 #include <ATen/ATen.h>
 
 #include <filesystem>
@@ -12,6 +12,7 @@
 #include "cli_common.h"
 #include "command.h"
 #include "linquant/common/file_io.h"
+#include "linquant/export/onnx/model_summary.h"
 #include "linquant/ir/attribute_keys.h"
 #include "model_source.h"
 #include "package_summary.h"
@@ -96,6 +97,47 @@ void inspect_saved_model(const InspectOptions& o) {
   print_graph_summary(graph, o.graph);
 }
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t k = 0; k < shape.size(); ++k) {
+    text += (k ? ", " : "") + (shape[k] < 0 ? std::string("?") : std::to_string(shape[k]));
+  }
+  return text + "]";
+}
+
+void inspect_onnx(const InspectOptions& o) {
+  const std::string bytes = read_file_bytes(o.path);
+  onnx::ModelSummary summary;
+  try {
+    summary = onnx::summarize_model(bytes);
+  } catch (const Error& e) {
+    throw UsageError(o.path + ": " + e.what());
+  }
+  std::cout << "ONNX model " << o.path << " (" << format_bytes(bytes.size()) << "; IR version "
+            << summary.ir_version << ", opset " << summary.opset
+            << (summary.producer.empty() ? "" : ", written by " + summary.producer) << ")\n";
+  for (const auto& input : summary.inputs) {
+    std::cout << "  input  " << input.name << ": " << input.type << " " << shape_text(input.shape)
+              << "\n";
+  }
+  for (const auto& output : summary.outputs) {
+    std::cout << "  output " << output.name << ": " << output.type << " "
+              << shape_text(output.shape) << "\n";
+  }
+  int64_t nodes = 0;
+  for (const auto& [op, count] : summary.op_counts) nodes += count;
+  std::cout << "  " << nodes << " nodes:";
+  for (const auto& [op, count] : summary.op_counts) std::cout << " " << op << " x" << count;
+  std::cout << "\n  " << summary.initializer_count << " initializers:";
+  for (const auto& [type, size] : summary.initializer_bytes) {
+    std::cout << " " << type << " " << format_bytes(static_cast<uint64_t>(size));
+  }
+  std::cout << "\n";
+  if (o.graph) {
+    for (const std::string& line : summary.nodes) std::cout << "    " << line << "\n";
+  }
+}
+
 int run_inspect(const InspectOptions& o) {
   const std::filesystem::path path(o.path);
   std::error_code error;
@@ -104,6 +146,8 @@ int run_inspect(const InspectOptions& o) {
     std::cout << package_summary(path, o.graph);
   } else if (std::filesystem::is_directory(path, error)) {
     throw UsageError(o.path + " is a folder but not an .mlpackage (no Manifest.json)");
+  } else if (path.extension() == ".onnx") {
+    inspect_onnx(o);
   } else if (is_saved_model(path)) {
     inspect_saved_model(o);
   } else {
@@ -117,18 +161,21 @@ int run_inspect(const InspectOptions& o) {
 Command add_inspect_command(CLI::App& root) {
   auto o = std::make_shared<InspectOptions>();
   CLI::App* app = root.add_subcommand(
-      "inspect", "Describe a TorchScript model, a saved quantized model or an .mlpackage.");
+      "inspect",
+      "Describe a TorchScript model, a saved quantized model, an .mlpackage or an .onnx file.");
   app->footer(
       "\nFor a TorchScript model: the graph linquant captures (what prepare() works on).\n"
       "For a quantized model saved by train/quantize: its source, config, the report() table of\n"
       "every quantizer, and float vs quantized weight sizes. For an .mlpackage: inputs,\n"
-      "outputs, metadata, the MIL ops of the program and the file sizes.\n"
+      "outputs, metadata, the MIL ops of the program and the file sizes. For an .onnx file:\n"
+      "opset, inputs, outputs, node counts by op type and initializer sizes by type.\n"
       "\nExamples:\n"
       "  linquant inspect linquant_tutorial/model.mlpackage --graph\n"
       "  linquant inspect linquant_tutorial/quantized_model.pt\n"
+      "  linquant inspect linquant_tutorial/model.onnx --graph\n"
       "  linquant inspect resnet18.pt\n");
   app->add_option("FILE", o->path, "model file or .mlpackage folder")->required();
-  app->add_flag("--graph", o->graph, "also list every node / MIL operation");
+  app->add_flag("--graph", o->graph, "also list every node / MIL operation / ONNX node");
   return {app, [o] { return run_inspect(*o); }};
 }
 

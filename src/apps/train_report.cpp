@@ -59,7 +59,9 @@ std::string train_metrics_json(const TrainOptions& o, const TrainResult& r,
       {"data",
        {{"train_images", r.train_images},
         {"test_images", r.test_images},
-        {"steps_per_epoch", r.steps_per_epoch}}},
+        {"steps_per_epoch", r.steps_per_epoch},
+        // What the exported models expect: (pixel / 255 - mean) / std.
+        {"input_normalization", {{"mean", r.input_mean}, {"std", r.input_std}}}}},
       {"milestones_steps", r.milestones_steps},
       {"config", nlohmann::json::parse(config_json)},
       {"test_accuracy",
@@ -75,6 +77,7 @@ std::string train_metrics_json(const TrainOptions& o, const TrainResult& r,
        {{"float_parameters_fp32", r.float_parameter_bytes},
         {"float16_package", bytes_or_null(r.float_package_bytes)},
         {"w8a8_package", bytes_or_null(r.quantized_package_bytes)},
+        {"w8a8_onnx", bytes_or_null(r.onnx_bytes)},
         {"saved_quantized_model", r.saved_model_bytes}}},
       {"times_seconds", times},
       {"curves",
@@ -109,8 +112,13 @@ std::string train_summary_table(const TrainOptions& o, const TrainResult& r,
     out << row(phase, format_seconds(seconds), "");
   out << row("total", format_seconds(r.timer.total()), "");
   out << "\nOutput: " << output_dir << "\n";
-  out << "  model.mlpackage, model_float16.mlpackage, quantized_model.pt, metrics.json,\n"
-         "  report.txt, report.json, config.yaml, curves.png (curves.dat, curves.gp)\n";
+  out << "  model.mlpackage, model_float16.mlpackage, "
+      << (r.onnx_bytes < 0
+              ? ""
+              : "model.onnx (" + format_bytes(static_cast<uint64_t>(r.onnx_bytes)) + "), ")
+      << "quantized_model.pt,\n"
+         "  metrics.json, report.txt, report.json, config.yaml, curves.png (curves.dat, "
+         "curves.gp)\n";
   return out.str();
 }
 

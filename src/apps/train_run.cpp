@@ -21,6 +21,7 @@
 #include "linquant/common/file_io.h"
 #include "linquant/common/warning.h"
 #include "linquant/export/coreml/target.h"
+#include "linquant/export/onnx/save.h"
 #include "linquant/quantizer/linear_quantizer.h"
 #include "saved_model.h"
 #include "signal_cleanup.h"
@@ -199,6 +200,8 @@ int run_train(const TrainOptions& options) {
                     std::to_string(train.images.size(3)));
   }
   const Normalization normalization = measure_normalization(train.images);
+  result.input_mean = normalization.mean;
+  result.input_std = normalization.std;
   normalize_in_place(train, normalization);
   normalize_in_place(test, normalization);
   const int64_t num_classes = std::max<int64_t>(train.num_classes(), test.num_classes());
@@ -337,6 +340,16 @@ int run_train(const TrainOptions& options) {
         static_cast<int64_t>(disk_size(export_package(fmodel, dir / "model.mlpackage", settings)));
   } else {
     warn("Core ML export is not available in this build: no .mlpackage written");
+  }
+  // The same W8A8 model for ONNX runtimes (QDQ form). A model whose ops have no ONNX mapping
+  // yet still keeps everything else of the run.
+  try {
+    onnx::SaveOptions onnx_options;
+    onnx_options.opset = onnx::minimum_opset(fmodel->graph());
+    result.onnx_bytes = static_cast<int64_t>(
+        disk_size(onnx::save(fmodel, (dir / "model.onnx").string(), onnx_options)));
+  } catch (const ExportError& e) {
+    warn(std::string("model.onnx not written: ") + e.what());
   }
 
   // 5. The saved quantized model, report, config, metrics and chart.

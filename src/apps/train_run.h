@@ -48,10 +48,12 @@ struct TrainResult {
   double float_accuracy = 0, fake_quant_accuracy = 0, finalized_accuracy = 0;
   double float_loss = 0, fake_quant_loss = 0, finalized_loss = 0;
   int64_t float_package_bytes = -1, quantized_package_bytes = -1;  // -1: not exported
+  int64_t onnx_bytes = -1;                                         // -1: not exported
   int64_t float_parameter_bytes = 0, saved_model_bytes = 0;
   std::vector<int64_t> milestones_steps;
   int64_t steps_per_epoch = 0;
   int64_t train_images = 0, test_images = 0;
+  float input_mean = 0.0f, input_std = 1.0f;  // model input = (pixel / 255 - mean) / std
   int threads = 1;  // intra-op threads the run used
   ChartSeries float_curves, qat_curves;
   PhaseTimer timer;

@@ -364,5 +364,10 @@ def test_resumed_train_is_bit_identical(tmp_path, small_data, every, phase):
     weights = Path("model.mlpackage") / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
     assert (out / weights).read_bytes() == (whole / weights).read_bytes()
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, out))
-    for key in ("test_accuracy", "test_loss", "curves", "milestones_steps", "sizes_bytes"):
+    for key in ("test_accuracy", "test_loss", "curves", "milestones_steps"):
         assert a[key] == b[key], key
+    # The saved model embeds metrics.json, wall times included, so its size can differ by the
+    # archive's 64-byte alignment; every other size must match.
+    for sizes in (a["sizes_bytes"], b["sizes_bytes"]):
+        sizes.pop("saved_quantized_model")
+    assert a["sizes_bytes"] == b["sizes_bytes"]

@@ -1,7 +1,11 @@
 """`linquant train --quick` end to end on Debian's Fashion-MNIST: every output file, sane
-accuracies, packages coremltools can read, and inspect/export on what it wrote."""
+accuracies, packages coremltools can read, the ONNX model run by ONNX Runtime at the finalized
+accuracy, and inspect/export on what it wrote."""
+import gzip
 import json
 import time
+
+import numpy as np
 
 import pytest
 
@@ -27,7 +31,7 @@ def test_quick_run_is_under_a_minute(quick_run):
 
 def test_output_files(quick_run):
     out = quick_run["out"]
-    for name in ["model.mlpackage", "model_float16.mlpackage", "quantized_model.pt", "metrics.json",
+    for name in ["model.mlpackage", "model_float16.mlpackage", "model.onnx", "quantized_model.pt", "metrics.json",
                  "report.txt", "report.json", "config.yaml", "curves.dat", "curves.gp", "curves.png"]:
         assert (out / name).exists(), name
     assert leftovers(quick_run["parent"]) == []
@@ -74,6 +78,39 @@ def test_progress_lines_on_stderr(quick_run):
 def test_packages_load_in_coremltools(quick_run):
     assert load_package(quick_run["out"] / "model.mlpackage") == 8
     assert load_package(quick_run["out"] / "model_float16.mlpackage") == 8
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def test_onnx_model_runs_at_the_finalized_accuracy(quick_run):
+    """ONNX Runtime (integer kernels) on all 10000 test images, normalized as metrics.json says,
+    agrees with the finalized LibTorch model's accuracy within 0.1 point."""
+    import onnxruntime as ort
+
+    metrics = json.loads((quick_run["out"] / "metrics.json").read_text())
+    norm = metrics["data"]["input_normalization"]
+    images = read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(FASHION_MNIST / "t10k-labels-idx1-ubyte.gz")
+    # The same float32 operations as the trainer: pixel / 255, minus mean, divided by std.
+    x = (images.astype(np.float32) / np.float32(255) - np.float32(norm["mean"])) / np.float32(norm["std"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(quick_run["out"] / "model.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    correct = 0
+    for k in range(len(labels)):  # the exported model has the saved batch of 1
+        y = session.run(None, {name: x[k:k + 1, None]})[0]
+        correct += int(np.argmax(y) == labels[k])
+    accuracy = 100.0 * correct / len(labels)
+    assert abs(accuracy - metrics["test_accuracy"]["finalized"]) <= 0.1, (accuracy, metrics["test_accuracy"])
+    assert metrics["sizes_bytes"]["w8a8_onnx"] > 0
 
 
 def test_inspect_package(quick_run):

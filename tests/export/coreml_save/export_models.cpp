@@ -2,12 +2,13 @@
 // the coremltools tutorial net, a conv-bn-relu net and two "op zoo" nets covering the other
 // mappings as torch::nn::Sequential, and the TorchScript resnet18, mobilenet_v2, residual,
 // sequence (GRU, LSTM, einsum) and resample (GroupNorm, upsampling, pixel_shuffle, max) test
-// nets written by tests/frontend/models/make_torchscript_models.py. Each is quantized with LinearQuantizer
-// (calibrated on random data, finalized) and saved as fp16 float, W8A8 iOS17, W8A8 iOS18 and
-// W4 iOS18 packages (plus a few fp32 and iOS15 variants). Next to every package go the inputs
-// and the LibTorch output of the model it was made from, as raw little-endian float32 files,
+// nets written by tests/frontend/models/make_torchscript_models.py. Each is quantized with
+// LinearQuantizer (calibrated on random data, finalized) and saved as fp16 float, W8A8 iOS17, W8A8
+// iOS18 and W4 iOS18 packages (plus a few fp32 and iOS15 variants). Next to every package go the
+// inputs and the LibTorch output of the model it was made from, as raw little-endian float32 files,
 // and models.json lists it all: names, shapes, the finalized weights and qparams of every
-// quantized layer, export times.
+// quantized layer, export times. Each float and finalized graph is also written as an ONNX
+// model, listed in onnx_models.json.
 //
 // usage: export_models OUT_DIR TORCHSCRIPT_MODELS_DIR [MODEL...]
 #include <ATen/ATen.h>
@@ -27,14 +28,14 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "linquant/export/coreml/identifier.h"
 #include "linquant/export/coreml/save.h"
+#include "linquant/export/onnx/save.h"
 #include "linquant/frontend/capture.h"
 #include "linquant/quantizer/linear_quantizer.h"
 
@@ -172,6 +173,7 @@ json quantized_weights(const linquant::ir::Graph& graph, const fs::path& dir,
     const at::Tensor& w = graph.tensor(name).tensor;
     json entry = tensor_file(dir, stem + ".weight." + std::to_string(seen.size()), w);
     entry["node"] = node.name;
+    entry["tensor"] = name;
     entry["constexpr"] = linquant::coreml::sanitize_identifier(name) + "_dequantized";
     entry["scale"] = floats(graph.tensor(node.attrs.s("weight_scale")).tensor);
     entry["zero_point"] = ints(graph.tensor(node.attrs.s("weight_zero_point")).tensor);
@@ -226,6 +228,54 @@ json export_variant(const fs::path& dir, const std::string& model_name, const Va
       variant.config != "float" ? quantized_weights(graph, dir, stem) : json::array();
   std::ofstream(dir / (stem + ".graph.txt")) << linquant::ir::to_string(graph);
   std::cout << stem << ": " << ms << " ms, " << entry["package_bytes"] << " bytes\n";
+  return entry;
+}
+
+// The same graph as an ONNX model (QDQ form; opset 21 for 4-bit weights), with its inputs and
+// LibTorch outputs, for test_onnx_models.py. Models with ops the ONNX export does not map yet
+// record the error instead.
+json export_onnx(const fs::path& dir, const std::string& model_name, const std::string& config,
+                 const linquant::ir::Graph& graph, const std::vector<int64_t>& input_shape,
+                 const std::vector<at::Tensor>& inputs, const std::vector<at::Tensor>& outputs) {
+  const std::string stem = model_name + "." + config;
+  linquant::onnx::SaveOptions options;
+  options.opset = config == "w4" || config == "w4u" ? 21 : 13;
+  options.overwrite = true;
+  options.input_shapes = {input_shape};
+  json entry{{"model", model_name}, {"config", config}, {"opset", options.opset}};
+  try {
+    entry["file"] = linquant::onnx::save(graph, (dir / stem).string(), options);
+    options.integer_bias = false;
+    entry["float_bias_file"] =
+        linquant::onnx::save(graph, (dir / (stem + ".float_bias")).string(), options);
+  } catch (const linquant::ExportError& e) {
+    entry["error"] = e.what();
+    std::cout << stem << ".onnx: " << e.what() << "\n";
+    return entry;
+  }
+  json in = json::array();
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    in.push_back(tensor_file(dir, stem + ".onnx_input" + std::to_string(k), inputs[k]));
+  }
+  json out = json::array();
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    out.push_back(tensor_file(dir, stem + ".onnx_expected" + std::to_string(k), outputs[k]));
+  }
+  entry["inputs"] = in;
+  entry["outputs"] = out;
+  // The scale of each output's quantizer, where a quantize_dequantize produces it.
+  json output_scales = json::array();
+  for (linquant::ir::ValueId id : graph.outputs()) {
+    json scale = nullptr;
+    for (const auto& node : graph.nodes()) {
+      if (node.outputs.at(0) == id && node.op == linquant::ir::Op::quantize_dequantize) {
+        scale = node.attrs.f("scale");
+      }
+    }
+    output_scales.push_back(scale);
+  }
+  entry["output_scales"] = output_scales;
+  std::cout << stem << ".onnx written\n";
   return entry;
 }
 
@@ -297,7 +347,7 @@ std::vector<Variant> variants_for(const std::string& model) {
   return v;
 }
 
-json export_model(const fs::path& dir, const ModelSource& source) {
+json export_model(const fs::path& dir, const ModelSource& source, json& onnx_entries) {
   json entries = json::array();
   const std::vector<at::Tensor> inputs = {fp16_exact_randn(source.input_shape)};
 
@@ -324,6 +374,12 @@ json export_model(const fs::path& dir, const ModelSource& source) {
     }
     entries.push_back(export_variant(dir, source.name, variant, it->second.first->graph(), {},
                                      inputs, it->second.second));
+  }
+  onnx_entries.push_back(export_onnx(dir, source.name, "float", float_graph, source.input_shape,
+                                     inputs, float_outputs));
+  for (const auto& [config, model] : finalized) {
+    onnx_entries.push_back(export_onnx(dir, source.name, config, model.first->graph(),
+                                       source.input_shape, inputs, model.second));
   }
   return entries;
 }
@@ -366,10 +422,12 @@ int main(int argc, char** argv) {
     add_script("resample", "resample_traced.pt", {2, 3, 6, 6});
 
     json all = json::array();
+    json onnx = json::array();
     for (const ModelSource& source : sources) {
-      for (auto& entry : export_model(dir, source)) all.push_back(entry);
+      for (auto& entry : export_model(dir, source, onnx)) all.push_back(entry);
     }
     std::ofstream(dir / "models.json") << all.dump(1);
+    std::ofstream(dir / "onnx_models.json") << onnx.dump(1);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "export_models: " << e.what() << "\n";

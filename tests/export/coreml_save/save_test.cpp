@@ -18,45 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class SaveTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("linquant_save_test_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    ::chmod(dir_.c_str(), 0755);
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::set<std::string> listing() const {
-    std::set<std::string> names;
-    for (const auto& entry : fs::recursive_directory_iterator(dir_)) {
-      names.insert(fs::relative(entry.path(), dir_).string());
-    }
-    return names;
-  }
-  // Runs save and returns the error message; fails the test if it does not throw, or if the
-  // directory changed.
-  template <typename F>
-  std::string failure(F&& f) {
-    const std::set<std::string> before = listing();
-    std::string message;
-    try {
-      f();
-      ADD_FAILURE() << "save did not throw";
-    } catch (const ExportError& e) {
-      message = e.what();
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "not an ExportError: " << e.what();
-    }
-    EXPECT_EQ(listing(), before) << "a failed save left something behind";
-    return message;
-  }
-
-  fs::path dir_;
-};
+using SaveTest = ExportDirTest;
 
 TEST_F(SaveTest, WritesAPackageAndReturnsItsPath) {
   const GraphModule model = finalized(conv_bn_relu(), {1, 3, 8, 8});

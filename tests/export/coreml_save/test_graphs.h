@@ -5,13 +5,18 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/pooling.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +24,7 @@
 #include "Model.pb.h"
 #include "linquant/export/coreml/model_spec.h"
 #include "linquant/export/coreml/save.h"
+#include "linquant/export/export_error.h"
 #include "linquant/frontend/capture.h"
 #include "linquant/quantizer/linear_quantizer.h"
 
@@ -152,5 +158,48 @@ inline const milspec::Value& bound_const(const milspec::Block& block, const mils
 inline milspec::DataType output_dtype(const milspec::Operation& op) {
   return op.outputs(0).type().tensortype().datatype();
 }
+
+// A fresh directory per test; failure(f) runs an export that must throw ExportError and
+// leave the directory exactly as it was, and returns the message.
+class ExportDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("linquant_export_test_" + std::to_string(::getpid()) + "_" +
+            std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    ::chmod(dir_.c_str(), 0755);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::set<std::string> listing() const {
+    std::set<std::string> names;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_)) {
+      names.insert(std::filesystem::relative(entry.path(), dir_).string());
+    }
+    return names;
+  }
+  // Runs save and returns the error message; fails the test if it does not throw, or if the
+  // directory changed.
+  template <typename F>
+  std::string failure(F&& f) {
+    const std::set<std::string> before = listing();
+    std::string message;
+    try {
+      f();
+      ADD_FAILURE() << "save did not throw";
+    } catch (const ExportError& e) {
+      message = e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not an ExportError: " << e.what();
+    }
+    EXPECT_EQ(listing(), before) << "a failed save left something behind";
+    return message;
+  }
+
+  std::filesystem::path dir_;
+};
 
 }  // namespace linquant::coreml::testing

@@ -53,3 +53,27 @@ def proto_dir():
     return os.environ.get(
         "LINQUANT_PROTO_DIR", os.path.join(REPO, "src", "export", "coreml", "proto")
     )
+
+
+def _newest(pattern):
+    found = [p for p in glob.glob(os.path.join(REPO, pattern)) if os.path.exists(p)]
+    return max(found, key=os.path.getmtime) if found else None
+
+
+@pytest.fixture(scope="session")
+def exported_dir(tmp_path_factory):
+    """The directory export_models wrote (tests/export/coreml_save/export_models.cpp)."""
+    directory = os.environ.get("LINQUANT_EXPORTED_MODELS")
+    if not directory:
+        program = _newest("build*/tests/export/export_models")
+        if program is None:
+            pytest.fail("export_models not found: build it (ninja -C BUILD export_models) or "
+                        "set LINQUANT_EXPORTED_MODELS to a directory it wrote")
+        scripts = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(program))),
+                               "tests", "frontend", "torchscript_models")
+        subprocess.run(["/usr/bin/python3",
+                        os.path.join(REPO, "tests", "frontend", "models",
+                                     "make_torchscript_models.py"), scripts], check=True)
+        directory = str(tmp_path_factory.mktemp("exported_models"))
+        subprocess.run([program, directory, scripts], check=True, stdout=subprocess.DEVNULL)
+    return directory

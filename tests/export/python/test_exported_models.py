@@ -12,12 +12,10 @@ the writer:
 - the integer weight payloads times their scales give back the finalized weights bit for bit.
 
 The packages come from LINQUANT_EXPORTED_MODELS (ctest sets it after running export_models);
-run by hand, the newest build's export_models is run into a temporary directory.
+run by hand, the newest build's export_models is run into a temporary directory (conftest.py).
 """
-import glob
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -28,7 +26,6 @@ from coremltools.proto import MIL_pb2
 from mil_numpy_evaluator import MilProgram, decode_value
 from package_reading import EXPECTED_VERSION, load_model, load_program, non_const_types
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 MODELS = ["tutorial", "conv_bn_relu", "resnet18", "mobilenet_v2", "residual", "op_zoo_2d",
           "op_zoo_1d", "sequence", "resample"]
@@ -69,29 +66,11 @@ MAX_LSB = {"fp32": 3.0, "fp16": 8.0}
 MEAN_LSB = {"fp32": 1.0, "fp16": 2.0}
 
 
-def _newest(pattern):
-    found = [p for p in glob.glob(os.path.join(REPO, pattern)) if os.path.exists(p)]
-    return max(found, key=os.path.getmtime) if found else None
-
-
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    directory = os.environ.get("LINQUANT_EXPORTED_MODELS")
-    if not directory:
-        program = _newest("build*/tests/export/export_models")
-        if program is None:
-            pytest.fail("export_models not found: build it (ninja -C BUILD export_models) or "
-                        "set LINQUANT_EXPORTED_MODELS to a directory it wrote")
-        scripts = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(program))),
-                               "tests", "frontend", "torchscript_models")
-        subprocess.run(["/usr/bin/python3",
-                        os.path.join(REPO, "tests", "frontend", "models",
-                                     "make_torchscript_models.py"), scripts], check=True)
-        directory = str(tmp_path_factory.mktemp("exported_models"))
-        subprocess.run([program, directory, scripts], check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(directory, "models.json")) as f:
+def exported(exported_dir):
+    with open(os.path.join(exported_dir, "models.json")) as f:
         entries = json.load(f)
-    return directory, {(e["model"], e["variant"]): e for e in entries}
+    return exported_dir, {(e["model"], e["variant"]): e for e in entries}
 
 
 @pytest.fixture

@@ -1,15 +1,10 @@
-// The exception type of the Core ML export layer: bad builder use, unsupported types, and
-// package files that cannot be written.
+// The Core ML export layer throws the exporters' common error type.
 #pragma once
 
-#include "linquant/common/error.h"
+#include "linquant/export/export_error.h"
 
 namespace linquant::coreml {
 
-// Messages name the value, operation or file concerned and what would fix the problem.
-class ExportError : public Error {
- public:
-  using Error::Error;
-};
+using ExportError = linquant::ExportError;
 
 }  // namespace linquant::coreml

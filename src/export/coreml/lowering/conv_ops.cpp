@@ -24,16 +24,6 @@ std::optional<Var> bias_var(const ir::Node& node, LoweringContext& context) {
   return var;
 }
 
-std::vector<int64_t> spatial_list(const ir::Node& node, const std::string& key, size_t dims) {
-  const std::vector<int64_t>& values = node.attrs.ints(key);
-  if (values.size() == 1 && dims > 1) return std::vector<int64_t>(dims, values[0]);
-  if (values.size() != dims) {
-    fail(node, "attribute '" + key + "' has " + std::to_string(values.size()) +
-                   " entries for " + std::to_string(dims) + " spatial dimensions");
-  }
-  return values;
-}
-
 void check_padding_mode(const ir::Node& node) {
   const std::string mode = node.attrs.s("padding_mode", "zeros");
   if (mode != "zeros") {
@@ -47,7 +37,7 @@ Args conv_params(const ir::Node& node, const Var& x, const Var& weight,
   Args args = {{"x", x}, {"weight", weight}};
   if (bias) args.push_back({"bias", *bias});
   auto list = [&](const std::string& key) {
-    return TensorValue::int32_list(to_int32(node, spatial_list(node, key, dims)));
+    return TensorValue::int32_list(to_int32(node, spatial_ints(node, key, dims)));
   };
   args.push_back({"strides", list("stride")});
   args.push_back({"pad_type", TensorValue::scalar_string("custom")});
@@ -78,7 +68,7 @@ void lower_conv(const ir::Node& node, LoweringContext& context) {
     }
     pad.assign(2 * dims, 0);
   } else {
-    for (int64_t p : spatial_list(node, "padding", dims)) {
+    for (int64_t p : spatial_ints(node, "padding", dims)) {
       pad.push_back(p);  // before
       pad.push_back(p);  // after
     }
@@ -95,10 +85,10 @@ void lower_conv_transpose(const ir::Node& node, LoweringContext& context) {
   check_padding_mode(node);
   const Var weight = weight_var(node, context);
   const size_t dims = spatial_dims(node, weight);
-  const std::vector<int64_t> padding = spatial_list(node, "padding", dims);
-  const std::vector<int64_t> output_padding =
-      node.attrs.has("output_padding") ? spatial_list(node, "output_padding", dims)
-                                       : std::vector<int64_t>(dims, 0);
+  const std::vector<int64_t> padding = spatial_ints(node, "padding", dims);
+  const std::vector<int64_t> output_padding = node.attrs.has("output_padding")
+                                                  ? spatial_ints(node, "output_padding", dims)
+                                                  : std::vector<int64_t>(dims, 0);
   // MIL crops pad[before] and pad[after] off the full transposed convolution; torch crops
   // `padding` before and `padding - output_padding` after.
   std::vector<int64_t> pad;

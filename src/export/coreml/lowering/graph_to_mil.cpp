@@ -10,7 +10,6 @@
 #include "linquant/export/coreml/save.h"
 #include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
-#include "shape_recording.h"
 
 namespace linquant::coreml {
 namespace {
@@ -34,14 +33,7 @@ void check_node(const ir::Node& node, Target target) {
       (node.op == ir::Op::torch_op &&
        lowering::find_torch_op_lowering(node.attrs.s(ir::attr::schema, "")) == nullptr);
   if (unmapped) {
-    const std::string op = node.op == ir::Op::torch_op ? node.attrs.s(ir::attr::schema, "torch_op")
-                                                       : ir::to_string(node.op);
-    std::string where = node.scope.module_name.empty()
-                            ? " in the root module (" + node.scope.module_type + ")"
-                            : " in module '" + node.scope.module_name + "' (" +
-                                  node.scope.module_type + ")";
-    if (!node.scope.source.empty()) where += " at " + node.scope.source;
-    fail(node, "op '" + op + "'" + where + " has no Core ML mapping yet");
+    fail(node, graph_export::unmapped_op(node, "Core ML"));
   }
   if (node.op == ir::Op::quantize_dequantize && target < Target::iOS17) {
     fail(node, "activation quantization (quantize/dequantize) needs target iOS17 or later, not " +
@@ -92,22 +84,6 @@ void check_shapes(const ir::Graph& graph) {
   }
 }
 
-// Runs f for a node; any failure becomes an ExportError that names the node.
-template <typename F>
-void for_node(const ir::Node& node, F&& f) {
-  const std::string label = node_label(node);
-  try {
-    f();
-  } catch (const ExportError& e) {
-    if (std::string(e.what()).rfind(label, 0) == 0) throw;
-    throw ExportError(label + e.what());
-  } catch (const c10::Error& e) {
-    throw ExportError(label + e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw ExportError(label + e.what());
-  }
-}
-
 }  // namespace
 
 namespace lowering {
@@ -122,7 +98,7 @@ void check_exportable(const ir::Graph& graph, const SaveOptions& options) {
     // Values that do not depend on the input data are recorded constants; a prepared graph
     // is refused wherever its quantizers sit.
     if (!needs_lowering(node, dependent) && node.op != ir::Op::fake_quantize) continue;
-    for_node(node, [&] { check_node(node, options.target); });
+    graph_export::with_node_context(node, [&] { check_node(node, options.target); });
   }
   NameRegistry registry;
   feature_names(graph, graph.inputs(), options.input_names, "input", registry);
@@ -133,7 +109,7 @@ void check_exportable(const ir::Graph& graph, const SaveOptions& options) {
 
 ProgramBuilder build_program(const ir::Graph& graph, const SaveOptions& options) {
   lowering::check_exportable(graph, options);
-  const lowering::ShapedGraph shaped(graph, options.input_shapes);
+  const graph_export::ShapedGraph shaped(graph, options.input_shapes);
   return lowering::build_program(shaped.graph(), options, &shaped.constants());
 }
 
@@ -186,12 +162,13 @@ ProgramBuilder lowering::build_program(const ir::Graph& graph, const SaveOptions
   }
   for (const ir::Node& node : graph.nodes()) {
     if (ir::op_info(node.op).weighted && lowering::needs_lowering(node, dependent)) {
-      for_node(node, [&] { lowering::weight_var(node, context); });
+      graph_export::with_node_context(node, [&] { lowering::weight_var(node, context); });
     }
   }
   for (const ir::Node& node : graph.nodes()) {
     if (!has_constants || lowering::needs_lowering(node, dependent)) {
-      for_node(node, [&] { lowering::find_lowering(node.op)(node, context); });
+      graph_export::with_node_context(node,
+                                      [&] { lowering::find_lowering(node.op)(node, context); });
     }
   }
 

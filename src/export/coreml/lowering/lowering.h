@@ -12,6 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "../../graph/activation_qparams.h"
+#include "../../graph/data_dependence.h"
+#include "../../graph/node_error.h"
+#include "../../graph/shaped_graph.h"
 #include "linquant/export/coreml/export_error.h"
 #include "linquant/export/coreml/mil_builder.h"
 #include "linquant/export/coreml/save.h"
@@ -20,29 +24,21 @@
 
 namespace linquant::coreml::lowering {
 
-// A finalized activation quantizer: what a quantize_dequantize node carries.
-struct ActivationQParams {
-  double scale = 1.0;  // a float32 value held in a double
-  int64_t zero_point = 0;
-  int64_t quant_min = 0;
-  int64_t quant_max = 255;
-
-  static ActivationQParams of(const ir::Node& node);
-  bool operator==(const ActivationQParams& other) const;
-  bool operator!=(const ActivationQParams& other) const { return !(*this == other); }
-};
+using graph_export::ActivationQParams;
+using graph_export::ConstantValues;
+using graph_export::data_dependent_values;
+using graph_export::fail;
+using graph_export::needs_lowering;
+using graph_export::node_label;
+using graph_export::normalize_axis;
+using graph_export::number_attr;
+using graph_export::spatial_ints;
 
 // A graph value that also exists as the integer output of a MIL quantize op (before its
 // dequantize): the integer-reshape fold and the dequantize -> quantize pair elimination use it.
 struct IntegerForm {
   Var integer;
   ActivationQParams qparams;
-};
-
-// Values that do not depend on the input data, from one recorded run (data_dependence.cpp).
-struct ConstantValues {
-  std::vector<bool> known;          // by value id
-  std::vector<c10::IValue> values;  // by value id, where known
 };
 
 class LoweringContext {
@@ -118,25 +114,12 @@ class LoweringContext {
   std::map<std::string, Var> tensor_vars_;
 };
 
-// "node 'layer1.0.conv1' (conv): ", the start of every message about a node.
-std::string node_label(const ir::Node& node);
-[[noreturn]] void fail(const ir::Node& node, const std::string& message);
-
-// Number-valued attribute that may be stored as an integer, a float or a boolean.
-double number_attr(const ir::Node& node, const std::string& key);
-// A dimension index in [0, rank), from a possibly negative one.
-int64_t normalize_axis(const ir::Node& node, int64_t axis, size_t rank);
 std::vector<std::int32_t> to_int32(const ir::Node& node, const std::vector<int64_t>& values);
 
 // graph_to_mil.cpp: everything that can be checked without building anything (ops with a
 // mapping, a finalized graph, target requirements such as 4-bit weights -> iOS18, feature
 // names). Throws ExportError naming the node and the fix.
 void check_exportable(const ir::Graph& graph, const SaveOptions& options);
-
-// data_dependence.cpp: which values depend on the input data (by value id); a node none of
-// whose outputs does needs no lowering: its values are constants of the program.
-std::vector<bool> data_dependent_values(const ir::Graph& graph);
-bool needs_lowering(const ir::Node& node, const std::vector<bool>& dependent);
 
 // The program for a graph whose shapes (and constants, when it has generic ops) are recorded.
 ProgramBuilder build_program(const ir::Graph& graph, const SaveOptions& options,

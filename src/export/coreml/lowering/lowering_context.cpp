@@ -10,48 +10,6 @@
 
 namespace linquant::coreml::lowering {
 
-ActivationQParams ActivationQParams::of(const ir::Node& node) {
-  ActivationQParams q;
-  q.scale = node.attrs.f(ir::attr::scale);
-  q.zero_point = node.attrs.i(ir::attr::zero_point);
-  q.quant_min = node.attrs.i(ir::attr::quant_min);
-  q.quant_max = node.attrs.i(ir::attr::quant_max);
-  return q;
-}
-
-bool ActivationQParams::operator==(const ActivationQParams& other) const {
-  // Exact comparison on purpose: "same parameters" means bit-identical quantizers.
-  return scale == other.scale && zero_point == other.zero_point &&
-         quant_min == other.quant_min && quant_max == other.quant_max;
-}
-
-std::string node_label(const ir::Node& node) {
-  return "node '" + node.name + "' (" + ir::to_string(node.op) + "): ";
-}
-
-void fail(const ir::Node& node, const std::string& message) {
-  throw ExportError(node_label(node) + message);
-}
-
-double number_attr(const ir::Node& node, const std::string& key) {
-  if (!node.attrs.has(key)) fail(node, "attribute '" + key + "' is missing");
-  const ir::AttributeValue& value = node.attrs.all().at(key);
-  if (const auto* i = std::get_if<int64_t>(&value)) return static_cast<double>(*i);
-  if (const auto* d = std::get_if<double>(&value)) return *d;
-  if (const auto* b = std::get_if<bool>(&value)) return *b ? 1.0 : 0.0;
-  fail(node, "attribute '" + key + "' is " + ir::to_string(value) + ", not a number");
-}
-
-int64_t normalize_axis(const ir::Node& node, int64_t axis, size_t rank) {
-  const auto r = static_cast<int64_t>(rank);
-  const int64_t normalized = axis < 0 ? axis + r : axis;
-  if (normalized < 0 || normalized >= r) {
-    fail(node, "dimension " + std::to_string(axis) + " is out of range for a rank-" +
-                   std::to_string(rank) + " tensor");
-  }
-  return normalized;
-}
-
 std::vector<std::int32_t> to_int32(const ir::Node& node, const std::vector<int64_t>& values) {
   std::vector<std::int32_t> out;
   out.reserve(values.size());
@@ -99,11 +57,7 @@ TensorValue LoweringContext::float_tensor(const at::Tensor& tensor) const {
 
 const at::Tensor& LoweringContext::model_tensor(const ir::Node& node,
                                                 const std::string& key) const {
-  const std::string& name = node.attrs.s(key);
-  if (!graph_.has_tensor(name)) {
-    fail(node, "attribute '" + key + "' names the tensor '" + name + "', which the graph lacks");
-  }
-  return graph_.tensor(name).tensor;
+  return graph_export::model_tensor(graph_, node, key);
 }
 
 void LoweringContext::define(ir::ValueId id, const Var& var) { vars_[id] = var; }

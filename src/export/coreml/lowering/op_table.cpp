@@ -3,57 +3,44 @@
 // into errors before anything is built; constant and model_tensor values never depend on the
 // input data and become `const` ops where they are read). Every op is in one of the two
 // switches: tests/export/coreml_save/op_table_test.cpp checks it.
+#include "../../graph/op_family.h"
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
 
 LowerFn find_lowering(ir::Op op) {
-  using ir::Op;
-  switch (op) {
-    case Op::conv:
-    case Op::conv_transpose:
-    case Op::linear:
-    case Op::embedding: return lower_weighted;
-    case Op::matmul: return lower_matmul;
-    case Op::einsum:
+  using graph_export::OpFamily;
+  switch (graph_export::family_of(op)) {
+    case OpFamily::weighted:
+      return lower_weighted;
+    case OpFamily::matmul:
+      return lower_matmul;
+    case OpFamily::einsum:
       return lower_einsum;
-    case Op::batch_norm:
-    case Op::layer_norm: return lower_normalization;
-    case Op::relu:
-    case Op::relu6:
-    case Op::leaky_relu:
-    case Op::hardswish:
-    case Op::hardsigmoid:
-    case Op::sigmoid:
-    case Op::tanh:
-    case Op::softmax:
-    case Op::log_softmax:
-    case Op::gelu:
-    case Op::silu:
-    case Op::elu: return lower_activation;
-    case Op::max_pool:
-    case Op::avg_pool:
-    case Op::adaptive_avg_pool:
-    case Op::mean: return lower_pool;
-    case Op::flatten:
-    case Op::reshape:
-    case Op::permute:
-    case Op::transpose:
-    case Op::cat: return lower_shape_op;
-    case Op::identity:
-    case Op::dropout: return lower_passthrough;
-    case Op::add:
-    case Op::sub:
-    case Op::mul:
-    case Op::div: return lower_elementwise;
-    case Op::quantize_dequantize: return lower_quantize_dequantize;
-    case Op::torch_op: return lower_torch_op;
-    case Op::list: return lower_list;
-    case Op::unpack: return lower_unpack;
-    case Op::constant:
-    case Op::model_tensor:
-    case Op::fake_quantize:
-    case Op::float_module: return nullptr;
+    case OpFamily::normalization:
+      return lower_normalization;
+    case OpFamily::activation:
+      return lower_activation;
+    case OpFamily::pool:
+      return lower_pool;
+    case OpFamily::shape:
+      return lower_shape_op;
+    case OpFamily::passthrough:
+      return lower_passthrough;
+    case OpFamily::elementwise:
+      return lower_elementwise;
+    case OpFamily::quantization:
+      return lower_quantize_dequantize;
+    case OpFamily::torch_op:
+      return lower_torch_op;
+    case OpFamily::list:
+      return lower_list;
+    case OpFamily::unpack:
+      return lower_unpack;
+    case OpFamily::value:
+    case OpFamily::prepared:
+    case OpFamily::opaque:
+      return nullptr;
   }
   return nullptr;
 }

@@ -1,20 +1,11 @@
 // Pooling and mean: max_pool, avg_pool, adaptive_avg_pool (global -> reduce_mean, exact
 // divisions -> avg_pool, other sizes -> products with averaging matrices) and mean
 // (reduce_mean).
+#include "../../graph/adaptive_windows.h"
 #include "lowering.h"
 
 namespace linquant::coreml::lowering {
 namespace {
-
-std::vector<int64_t> per_dim(const ir::Node& node, const std::string& key, size_t dims) {
-  const std::vector<int64_t>& v = node.attrs.ints(key);
-  if (v.size() == 1 && dims > 1) return std::vector<int64_t>(dims, v[0]);
-  if (v.size() != dims) {
-    fail(node, "attribute '" + key + "' has " + std::to_string(v.size()) + " entries for " +
-                   std::to_string(dims) + " spatial dimensions");
-  }
-  return v;
-}
 
 size_t pool_dims(const ir::Node& node, const Var& x) {
   const size_t dims = node.attrs.ints("kernel_size").size();
@@ -29,10 +20,10 @@ size_t pool_dims(const ir::Node& node, const Var& x) {
 // kernel_sizes, strides, pad_type, pad: what max_pool and avg_pool share.
 Args window_params(const ir::Node& node, const Var& x, size_t dims) {
   auto list = [&](const std::string& key) {
-    return TensorValue::int32_list(to_int32(node, per_dim(node, key, dims)));
+    return TensorValue::int32_list(to_int32(node, spatial_ints(node, key, dims)));
   };
   std::vector<int64_t> pad;
-  for (int64_t p : per_dim(node, "padding", dims)) {
+  for (int64_t p : spatial_ints(node, "padding", dims)) {
     pad.push_back(p);
     pad.push_back(p);
   }
@@ -47,7 +38,7 @@ Var max_pool(const ir::Node& node, LoweringContext& context) {
   const Var x = context.input(node);
   const size_t dims = pool_dims(node, x);
   if (node.attrs.has("dilation")) {
-    for (int64_t d : per_dim(node, "dilation", dims)) {
+    for (int64_t d : spatial_ints(node, "dilation", dims)) {
       if (d != 1) fail(node, "dilated max pooling has no Core ML equivalent");
     }
   }
@@ -80,20 +71,6 @@ Var reduce_mean(LoweringContext& context, const std::string& name, const Var& x,
                                   type);
 }
 
-// The matrix whose row i averages PyTorch's adaptive window i of an axis of length `in`:
-// [floor(i * in / out), ceil((i + 1) * in / out)).
-AxisMatrix adaptive_window_matrix(int64_t in, int64_t out) {
-  AxisMatrix m{out, in, std::vector<float>(static_cast<size_t>(out * in), 0.0f)};
-  for (int64_t i = 0; i < out; ++i) {
-    const int64_t begin = i * in / out;
-    const int64_t end = ((i + 1) * in + out - 1) / out;
-    for (int64_t j = begin; j < end; ++j) {
-      m.values[static_cast<size_t>(i * in + j)] = 1.0f / static_cast<float>(end - begin);
-    }
-  }
-  return m;
-}
-
 Var adaptive_avg_pool(const ir::Node& node, LoweringContext& context) {
   const Var x = context.input(node);
   const std::vector<int64_t>& out = node.attrs.ints("output_size");
@@ -121,7 +98,8 @@ Var adaptive_avg_pool(const ir::Node& node, LoweringContext& context) {
     // Windows that overlap or differ in size (AlexNet's 1 -> 6): averaging matrices.
     std::vector<AxisMatrix> matrices;
     for (size_t d = 0; d < dims; ++d) {
-      matrices.push_back(adaptive_window_matrix(x.type().shape[rank - dims + d], out[d]));
+      const int64_t in = x.type().shape[rank - dims + d];
+      matrices.push_back(AxisMatrix{out[d], in, graph_export::adaptive_average_matrix(in, out[d])});
     }
     return resample_axes(node, context, x, matrices);
   }

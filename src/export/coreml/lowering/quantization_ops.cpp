@@ -36,22 +36,8 @@ MilQuantization mil_quantization(const ActivationQParams& q) {
 
 void check_qparams(const ir::Node& node, const ActivationQParams& q,
                    const LoweringContext& context) {
-  const bool full_uint8 = q.quant_min == 0 && q.quant_max == 255;
-  const bool full_int8 = q.quant_min == -128 && q.quant_max == 127;
-  if (!full_uint8 && !full_int8) {
-    // MIL quantize saturates to the whole int8/uint8 range; a narrower grid is not expressible.
-    fail(node, "activation range [" + std::to_string(q.quant_min) + ", " +
-                   std::to_string(q.quant_max) + "] cannot be exported: Core ML's quantize op "
-                   "uses the full uint8 [0, 255] or int8 [-128, 127] range");
-  }
-  if (q.zero_point < q.quant_min || q.zero_point > q.quant_max) {
-    fail(node, "zero point " + std::to_string(q.zero_point) + " is outside [" +
-                   std::to_string(q.quant_min) + ", " + std::to_string(q.quant_max) + "]");
-  }
+  graph_export::check_activation_qparams(node, q, "Core ML");
   const auto scale = static_cast<float>(q.scale);
-  if (!(scale > 0.0f) || !std::isfinite(scale)) {
-    fail(node, "activation scale " + std::to_string(q.scale) + " is not a positive finite number");
-  }
   if (context.float_dtype() == DType::Float16) {
     // The dequantized values must be fp16 numbers too. coremltools keeps a quantize or
     // dequantize whose scale overflows fp16 in fp32, but the values it hands to the next fp16

@@ -12,7 +12,6 @@
 #include "linquant/export/coreml/export_error.h"
 #include "linquant/export/coreml/package_writer.h"
 #include "lowering.h"
-#include "shape_recording.h"
 
 namespace linquant::coreml {
 namespace {
@@ -53,7 +52,7 @@ std::string save(const ir::Graph& graph, const std::string& path, const SaveOpti
   const fs::path package = package_path(path);
   check_destination(package, options.overwrite);
   lowering::check_exportable(graph, options);
-  const lowering::ShapedGraph shaped(graph, options.input_shapes);
+  const graph_export::ShapedGraph shaped(graph, options.input_shapes);
   const ProgramBuilder program =
       lowering::build_program(shaped.graph(), options, &shaped.constants());
   const PackageContents contents = build_package_contents(program, model_info(options));

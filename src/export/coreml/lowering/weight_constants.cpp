@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../../graph/grid_weight.h"
 #include "linquant/export/coreml/half.h"
 #include "linquant/export/coreml/identifier.h"
 #include "linquant/ir/attribute_keys.h"
@@ -16,104 +17,8 @@
 namespace linquant::coreml::lowering {
 namespace {
 
-// A finalized weight on its integer grid: weight = scale[c] * (q - zero_point[c]) with c the
-// index along `axis` (axis -1: one scale for the whole tensor).
-struct GridWeight {
-  Shape shape;
-  std::vector<int32_t> q;
-  std::vector<float> scale;
-  std::vector<int32_t> zero_point;
-  int64_t axis = -1;  // -1: per tensor
-  int64_t bits = 8;
-
-  bool is_signed() const {
-    // coremltools' rule: unsigned storage iff every value and every zero point is >= 0.
-    const bool q_unsigned = std::all_of(q.begin(), q.end(), [](int32_t v) { return v >= 0; });
-    const bool zp_unsigned =
-        std::all_of(zero_point.begin(), zero_point.end(), [](int32_t v) { return v >= 0; });
-    return !(q_unsigned && zp_unsigned);
-  }
-  bool fits(int32_t lo, int32_t hi) const {
-    auto in = [&](int32_t v) { return v >= lo && v <= hi; };
-    return std::all_of(q.begin(), q.end(), in) &&
-           std::all_of(zero_point.begin(), zero_point.end(), in);
-  }
-  bool has_offset() const {
-    return std::any_of(zero_point.begin(), zero_point.end(), [](int32_t v) { return v != 0; });
-  }
-};
-
-std::vector<float> float_vector(const at::Tensor& tensor) {
-  const at::Tensor t = tensor.detach().to(at::kCPU).to(at::kFloat).contiguous();
-  return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
-}
-
-bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
-
-// Recovers q from the finalized float weight and checks that scale * (q - zp) gives the
-// weight back bit for bit: what finalize() guarantees, and what makes the export lossless.
-GridWeight read_grid_weight(const ir::Node& node, const LoweringContext& context) {
-  GridWeight grid;
-  const at::Tensor& weight = context.model_tensor(node, ir::attr::weight);
-  const std::vector<float> w = float_vector(weight);
-  grid.shape = weight.sizes().vec();
-  grid.scale = float_vector(context.model_tensor(node, ir::attr::weight_scale));
-  const at::Tensor zp = context.model_tensor(node, ir::attr::weight_zero_point)
-                            .detach()
-                            .to(at::kCPU)
-                            .to(at::kInt)
-                            .contiguous();
-  grid.zero_point.assign(zp.data_ptr<int32_t>(), zp.data_ptr<int32_t>() + zp.numel());
-  grid.axis = node.attrs.i(ir::attr::weight_axis);
-  grid.bits = node.attrs.i(ir::attr::weight_bits);
-  const int64_t qmin = node.attrs.i(ir::attr::weight_quant_min);
-  const int64_t qmax = node.attrs.i(ir::attr::weight_quant_max);
-
-  const auto rank = static_cast<int64_t>(grid.shape.size());
-  int64_t channels = 1;
-  int64_t inner = 1;
-  if (grid.axis >= 0) {
-    if (grid.axis >= rank) {
-      fail(node, "weight_axis " + std::to_string(grid.axis) + " is out of range");
-    }
-    channels = grid.shape[static_cast<size_t>(grid.axis)];
-    for (int64_t d = grid.axis + 1; d < rank; ++d) inner *= grid.shape[static_cast<size_t>(d)];
-  }
-  if (static_cast<int64_t>(grid.scale.size()) != channels ||
-      grid.zero_point.size() != grid.scale.size()) {
-    fail(node, "weight_scale / weight_zero_point have " + std::to_string(grid.scale.size()) +
-                   " / " + std::to_string(grid.zero_point.size()) + " entries, the weight has " +
-                   std::to_string(channels) + " channels along axis " +
-                   std::to_string(grid.axis));
-  }
-
-  grid.q.resize(w.size());
-  for (size_t i = 0; i < w.size(); ++i) {
-    const size_t c =
-        grid.axis >= 0 ? (i / static_cast<size_t>(inner)) % static_cast<size_t>(channels) : 0;
-    const float s = grid.scale[c];
-    const int32_t z = grid.zero_point[c];
-    if (!(s > 0.0f) || !std::isfinite(s)) {
-      fail(node, "weight scale " + std::to_string(s) + " of channel " + std::to_string(c) +
-                     " is not a positive finite number");
-    }
-    const double q = std::nearbyint(static_cast<double>(w[i]) / static_cast<double>(s)) + z;
-    if (q < static_cast<double>(qmin) || q > static_cast<double>(qmax)) {
-      fail(node, "weight element " + std::to_string(i) + " maps to " + std::to_string(q) +
-                     ", outside its quantization range [" + std::to_string(qmin) + ", " +
-                     std::to_string(qmax) + "]");
-    }
-    grid.q[i] = static_cast<int32_t>(q);
-    // The runtime's fake-quantize arithmetic: float(q - zp) * scale in float32.
-    const float back = static_cast<float>(grid.q[i] - z) * s;
-    if (!same_bits(back, w[i])) {
-      fail(node, "the weight is not on its quantization grid (element " + std::to_string(i) +
-                     ": " + std::to_string(w[i]) + " is not scale * (q - zero_point)); export "
-                     "the model returned by LinearQuantizer::finalize()");
-    }
-  }
-  return grid;
-}
+using graph_export::GridWeight;
+using graph_export::read_grid_weight;
 
 std::vector<std::int8_t> as_int8(const std::vector<int32_t>& v) {
   return std::vector<std::int8_t>(v.begin(), v.end());
@@ -229,7 +134,7 @@ Var weight_var(const ir::Node& node, LoweringContext& context) {
     var = context.builder().add_const(
         name, context.float_tensor(context.model_tensor(node, ir::attr::weight)));
   } else {
-    const GridWeight grid = read_grid_weight(node, context);
+    const GridWeight grid = read_grid_weight(node, context.graph());
     check_scales(node, grid, context);
     var = context.target() >= Target::iOS18
               ? blockwise_shift_scale(node, grid, name + "_dequantized", context)

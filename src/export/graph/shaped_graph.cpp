@@ -1,13 +1,14 @@
-// Shapes for the export: Core ML programs have static shapes, taken from the shapes the
+// Shapes for the export: exported models have static shapes, taken from the shapes the
 // runtime recorded (prepare() records them) or recorded here for the shapes the caller asks for.
-#include "shape_recording.h"
+#include "shaped_graph.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
-#include "linquant/export/coreml/export_error.h"
+#include "data_dependence.h"
+#include "linquant/export/export_error.h"
 
-namespace linquant::coreml::lowering {
+namespace linquant::graph_export {
 namespace {
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -72,8 +73,9 @@ ShapedGraph::ShapedGraph(const ir::Graph& graph,
   if (shapes.empty()) {
     for (ir::ValueId id : inputs) {
       if (graph.value(id).shape.empty()) {
-        throw ExportError("graph input %" + graph.value(id).name + " has no recorded shape; give "
-                          "SaveOptions::input_shapes (Core ML models have fixed shapes)");
+        throw ExportError("graph input %" + graph.value(id).name +
+                          " has no recorded shape; give "
+                          "SaveOptions::input_shapes (exported models have fixed shapes)");
       }
       shapes.push_back(graph.value(id).shape);
     }
@@ -101,4 +103,4 @@ ShapedGraph::ShapedGraph(const ir::Graph& graph,
   }
 }
 
-}  // namespace linquant::coreml::lowering
+}  // namespace linquant::graph_export

@@ -1,14 +1,22 @@
-// Library-internal: the graph save() lowers, with every value's shape recorded.
+// Library-internal, shared by the exporters: the graph an exporter lowers, with every value's
+// shape recorded (exported models have static shapes).
 #pragma once
+
+#include <ATen/core/ivalue.h>
 
 #include <cstdint>
 #include <vector>
 
 #include "linquant/ir/graph.h"
 #include "linquant/runtime/graph_module.h"
-#include "lowering.h"
 
-namespace linquant::coreml::lowering {
+namespace linquant::graph_export {
+
+// Values that do not depend on the input data, from one recorded run.
+struct ConstantValues {
+  std::vector<bool> known;          // by value id
+  std::vector<c10::IValue> values;  // by value id, where known
+};
 
 class ShapedGraph {
  public:
@@ -30,4 +38,4 @@ class ShapedGraph {
   ConstantValues constants_;
 };
 
-}  // namespace linquant::coreml::lowering
+}  // namespace linquant::graph_export

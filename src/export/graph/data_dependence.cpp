@@ -1,23 +1,20 @@
-// Which graph values depend on the input data. Core ML programs have fixed shapes, so every
-// other value (sizes and the arithmetic on them, constants, model tensors used as values, and
-// what is computed from those only: masks, position tables, index tensors) is a constant of the
-// program, taken from one recorded run; only data-dependent values need an op lowering.
+#include "data_dependence.h"
+
 #include <set>
 #include <string>
 
 #include "linquant/ir/attribute_keys.h"
-#include "lowering.h"
 
-namespace linquant::coreml::lowering {
+namespace linquant::graph_export {
 namespace {
 
 // Ops whose result depends on their input's shape (or type) only.
 bool reads_only_shape(const ir::Node& node) {
   if (node.op != ir::Op::torch_op) return false;
   static const std::set<std::string> kShapeOnly = {
-      "aten::size.int",  "aten::size",     "aten::dim",        "aten::numel",
-      "prim::dtype",     "prim::device",   "aten::zeros_like", "aten::ones_like",
-      "aten::new_zeros", "aten::new_ones", "aten::new_full",   "aten::full_like",
+      "aten::size.int",   "aten::size",      "aten::dim",        "aten::numel",
+      "prim::dtype",      "prim::device",    "aten::zeros_like", "aten::ones_like",
+      "aten::new_zeros",  "aten::new_ones",  "aten::new_full",   "aten::full_like",
       "aten::empty_like", "aten::new_empty", "aten::len.Tensor"};
   return kShapeOnly.count(node.attrs.s(ir::attr::schema, "")) != 0;
 }
@@ -46,4 +43,4 @@ bool needs_lowering(const ir::Node& node, const std::vector<bool>& dependent) {
   return false;
 }
 
-}  // namespace linquant::coreml::lowering
+}  // namespace linquant::graph_export
