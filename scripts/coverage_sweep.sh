@@ -18,7 +18,8 @@
 #   COVERAGE_FORCE=1     trace the models again even when their files exist
 #   COVERAGE_REQUIRE_PASS=1  exit 1 unless every model passed (the ctest fast subset)
 # Steps: tests/coverage/coverage_models.py traces (Debian's python3), coverage_driver runs each
-# model, tests/coverage/check_coverage.py checks the packages (.venv), and
+# model, tests/coverage/check_coverage.py checks the packages and tests/coverage/check_onnx.py
+# the ONNX models (.venv), and
 # tests/coverage/coverage_table.py prints the Markdown table and writes summary.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +79,12 @@ for dir in "${checked[@]}"; do
   timeout --kill-after=10 "$check_timeout_s" "$venv_python" tests/coverage/check_coverage.py \
     "$dir" 2>"$dir/check.log" >&2
   code=$?
+  timeout --kill-after=10 "$check_timeout_s" "$venv_python" tests/coverage/check_onnx.py \
+    "$dir" 2>"$dir/onnx_check.log" >&2
+  if [[ ! -f $dir/onnx_check.json ]]; then
+    printf '{"status": "error", "failed_step": "checker", "error": "check_onnx.py died, see onnx_check.log"}\n' \
+      >"$dir/onnx_check.json"
+  fi
   if [[ ! -f $dir/check.json ]]; then
     printf '{"status": "error", "failed_step": "checker", "error": "check_coverage.py %s (exit code %d), see check.log"}\n' \
       "$( ((code == 124)) && echo "timed out after ${check_timeout_s} s" || echo "died")" "$code" \

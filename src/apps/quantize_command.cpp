@@ -234,9 +234,11 @@ int run_quantize(const QuantizeOptions& o) {
               static_cast<long long>(test.size()), fake_quant.accuracy, final_eval.accuracy);
   for (const auto& [phase, seconds] : timer.phases())
     std::printf("  %-14s %s\n", phase.c_str(), format_seconds(seconds).c_str());
-  std::printf("Saved %s (%s); export it with: linquant export %s -o MODEL.mlpackage\n",
-              output.destination().c_str(), format_bytes(disk_size(output.destination())).c_str(),
-              output.destination().c_str());
+  std::printf(
+      "Saved %s (%s); export it with: linquant export %s -o MODEL.mlpackage (or "
+      "--format onnx -o MODEL.onnx)\n",
+      output.destination().c_str(), format_bytes(disk_size(output.destination())).c_str(),
+      output.destination().c_str());
   return kExitOk;
 }
 

@@ -331,14 +331,16 @@ def check(model_dir):
     return report
 
 
-def main(argv):
+def check_all(argv, check_one, doc, label="", accepted=("pass",)):
+    """Runs check_one on every MODEL_DIR in argv, one summary line each; exit code 0 when
+    every report's status is in `accepted` (shared with check_onnx.py)."""
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
+        print(doc)
         return 0 if argv else 2
     ok = True
     for model_dir in argv:
-        report = check(model_dir)
-        line = f"{report['model']}: {report['status']}"
+        report = check_one(model_dir)
+        line = f"{report['model']}{label}: {report['status']}"
         if report["error"]:
             line += f" at {report['failed_step']}: {report['error']}"
         elif report.get("max_steps") is not None:
@@ -346,8 +348,12 @@ def main(argv):
         elif report.get("max_abs_error") is not None:
             line += f" (max abs error {report['max_abs_error']:.3g})"
         print(line, flush=True)
-        ok = ok and report["status"] == "pass"
+        ok = ok and report["status"] in accepted
     return 0 if ok else 1
+
+
+def main(argv):
+    return check_all(argv, check, __doc__)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@
 //   finalize   quantizer.finalize()
 //   export     linquant::coreml::save(finalized, MODEL_DIR/model.mlpackage): iOS17, fp16,
 //              the example input shapes at batch 1; and the same with Float32 precision,
-//              MODEL_DIR/model_fp32.mlpackage, for the checker's per-op test
+//              MODEL_DIR/model_fp32.mlpackage, for the checker's per-op test; and
+//              linquant::onnx::save(finalized, MODEL_DIR/model.onnx) where the ops map
+//              (result.json "onnx": the file, or the exporter's refusal)
 //   output     the finalized model on the batch-1 input: MODEL_DIR/finalized_output.pt
 //              (a tuple of the output tensors) and MODEL_DIR/finalized_input.pt (a tuple of
 //              the input tensors: the first example, float inputs rounded to fp16 so that the
@@ -34,6 +36,7 @@
 // The exit code is 0 when every stage passed, 1 when one failed, 2 for a usage error.
 #include <ATen/ATen.h>
 #include <linquant/export/coreml/save.h>
+#include <linquant/export/onnx/save.h>
 #include <linquant/linquant.h>
 #include <linquant/quantizer/linear_quantizer.h>
 #include <torch/optim/sgd.h>
@@ -333,6 +336,18 @@ struct Driver {
                 // The checker's per-op test runs on a Float32 twin: no fp16 rounding.
                 options.precision = linquant::coreml::ComputePrecision::Float32;
                 linquant::coreml::save(finalized, (dir / "model_fp32.mlpackage").string(), options);
+                // ONNX where the model's ops map (check_onnx.py checks it); a refusal is data.
+                linquant::onnx::SaveOptions onnx_options;
+                onnx_options.overwrite = true;
+                onnx_options.input_shapes = options.input_shapes;
+                onnx_options.opset = linquant::onnx::minimum_opset(finalized->graph());
+                try {
+                  result["onnx"] = {
+                      {"file", linquant::onnx::save(finalized, (dir / "model.onnx").string(),
+                                                    onnx_options)}};
+                } catch (const linquant::ExportError& e) {
+                  result["onnx"] = {{"error", e.what()}};
+                }
               }) &&
         stage("output", [&] {
           const std::vector<at::Tensor> inputs = batch_one(examples);
