@@ -6,7 +6,9 @@
 // Variants: ATen's own kernels (fake_quantize_per_*_affine and the fused observer + fake
 // quant PyTorch's default QAT uses), linquant's fake_quantize() without the observer, and
 // linquant's FakeQuantize module with its observer on; forward, and forward + backward.
-// Each linquant variant runs with the scalar reference kernels and with AVX2.
+// Each linquant variant runs with the scalar reference kernels and with AVX2. The learnable
+// (LSQ) quantizer runs with its observer off, as while it learns; its backward pass also
+// computes the scale's (and zero point's) gradient.
 // bench/report.py turns the JSON output into ratios to ReLU.
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
@@ -14,6 +16,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "bench_common.h"
 #include "linquant/quant/fake_quantize.h"
@@ -44,15 +47,21 @@ FakeQuantizeOptions options_for(Shape shape) {
 }
 
 // Runs op on x (forward) or op on x then the gradient of its output (forward + backward).
+// `parameters`: other tensors whose gradients the backward pass computes.
 void run(benchmark::State& state, const at::Tensor& input, bool backward,
-         const std::function<at::Tensor(const at::Tensor&)>& op) {
+         const std::function<at::Tensor(const at::Tensor&)>& op,
+         const std::vector<at::Tensor>& parameters = {}) {
   at::Tensor x = input.clone();
   if (backward) x.requires_grad_(true);
+  std::vector<at::Tensor> wrt = {x};
+  for (const at::Tensor& p : parameters) {
+    if (p.requires_grad()) wrt.push_back(p);
+  }
   const at::Tensor grad = at::ones_like(input);
   for (auto _ : state) {
     if (backward) {
       const at::Tensor y = op(x);
-      benchmark::DoNotOptimize(torch::autograd::grad({y}, {x}, {grad})[0].data_ptr());
+      benchmark::DoNotOptimize(torch::autograd::grad({y}, wrt, {grad})[0].data_ptr());
     } else {
       const at::NoGradGuard no_grad;
       benchmark::DoNotOptimize(op(x).data_ptr());
@@ -70,12 +79,12 @@ void register_all() {
     for (const bool backward : {false, true}) {
       const std::string pass = backward ? "fwd_bwd" : "fwd";
       auto add = [&](const std::string& name, std::function<at::Tensor(const at::Tensor&)> op,
-                     std::function<void()> before = {}) {
+                     std::function<void()> before = {}, std::vector<at::Tensor> parameters = {}) {
         benchmark::RegisterBenchmark(
             (name + "/" + tensor + "/" + pass).c_str(),
-            [input, backward, op, before](benchmark::State& state) {
+            [input, backward, op, before, parameters](benchmark::State& state) {
               if (before) before();
-              run(state, input, backward, op);
+              run(state, input, backward, op, parameters);
             })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
@@ -125,6 +134,21 @@ void register_all() {
         FakeQuantize module(options);
         add("linquant_observer_fake_quant" + suffix,
             [module](const at::Tensor& x) mutable { return module->forward(x); }, select);
+      }
+      // LSQ with the qparams this tensor's observer gives, observer off (learning phase); the
+      // affine variant also learns the zero point.
+      for (const QuantizationScheme scheme :
+           {QuantizationScheme::symmetric, QuantizationScheme::affine}) {
+        FakeQuantizeOptions learnable_options = options;
+        learnable_options.algorithm = Algorithm::learnable;
+        learnable_options.scheme = scheme;
+        FakeQuantize learnable(learnable_options);
+        if (learnable_options.per_channel()) learnable->set_channels(input.size(0));
+        learnable->forward(input);
+        learnable->disable_observer();
+        add(std::string("linquant_learnable_") + to_string(scheme),
+            [learnable](const at::Tensor& x) mutable { return learnable->forward(x); }, {},
+            {learnable->scale, learnable->zero_point});
       }
     }
   }

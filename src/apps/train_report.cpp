@@ -100,10 +100,11 @@ std::string train_summary_table(const TrainOptions& o, const TrainResult& r,
                  ? "-"
                  : "fp16, " + format_bytes(static_cast<uint64_t>(r.float_package_bytes)));
   out << row("fake quant (prepared, eval)", percent(r.fake_quant_accuracy), "");
-  out << row("finalized W8A8", percent(r.finalized_accuracy),
-             r.quantized_package_bytes < 0
-                 ? "-"
-                 : "W8A8, " + format_bytes(static_cast<uint64_t>(r.quantized_package_bytes)));
+  out << row(
+      "finalized " + r.precision, percent(r.finalized_accuracy),
+      r.quantized_package_bytes < 0
+          ? "-"
+          : r.precision + ", " + format_bytes(static_cast<uint64_t>(r.quantized_package_bytes)));
   char delta[64];
   std::snprintf(delta, sizeof delta, "%+.2f points", r.finalized_accuracy - r.float_accuracy);
   out << row("finalized - float", delta, "");

@@ -22,6 +22,7 @@
 #include "linquant/common/warning.h"
 #include "linquant/export/coreml/target.h"
 #include "linquant/export/onnx/save.h"
+#include "linquant/quant/quant_range.h"
 #include "linquant/quantizer/linear_quantizer.h"
 #include "saved_model.h"
 #include "signal_cleanup.h"
@@ -174,6 +175,25 @@ void apply_quick_mode(TrainOptions& options) {
   options.train_size = 12000;
 }
 
+namespace {
+
+// "W8A8", "W4A8", "W8A32" (float activations): the global config's bit widths.
+std::string precision_label(const LinearQuantizerConfig& config) {
+  const ModuleLinearQuantizerConfig global =
+      config.global_config.value_or(ModuleLinearQuantizerConfig());
+  const auto bits = [](const QuantRange& range, bool is_float) {
+    return is_float ? 32 : range.n_bits();
+  };
+  return "W" +
+         std::to_string(
+             bits(quant_range(global.weight_dtype), global.weight_dtype == WeightDtype::float32)) +
+         "A" +
+         std::to_string(bits(quant_range(global.activation_dtype),
+                             global.activation_dtype == ActivationDtype::float32));
+}
+
+}  // namespace
+
 int run_train(const TrainOptions& options) {
   check_options(options);
   set_thread_count(options.threads);
@@ -184,6 +204,7 @@ int run_train(const TrainOptions& options) {
   timer.start("setup");
   LinearQuantizerConfig config =
       options.config_path.empty() ? LinearQuantizerConfig() : load_config_file(options.config_path);
+  result.precision = precision_label(config);
   make_builtin_model(options.model);
   StagedOutput output(options.output, options.overwrite, OutputKind::train_folder);
   const std::optional<Checkpoint> checkpoint =

@@ -49,6 +49,7 @@ struct TrainResult {
   double float_loss = 0, fake_quant_loss = 0, finalized_loss = 0;
   int64_t float_package_bytes = -1, quantized_package_bytes = -1;  // -1: not exported
   int64_t onnx_bytes = -1;                                         // -1: not exported
+  std::string precision = "W8A8";  // the global config's weight/activation bits ("W4A8")
   int64_t float_parameter_bytes = 0, saved_model_bytes = 0;
   std::vector<int64_t> milestones_steps;
   int64_t steps_per_epoch = 0;

@@ -21,6 +21,7 @@ FakeQuantizeOptions activation_options(const ModuleLinearQuantizerConfig& config
   options.range = quant_range(config.activation_dtype);
   options.scheme = config.quantization_scheme;
   options.observer = config.activation_observer;
+  options.algorithm = config.algorithm;
   return options;
 }
 
@@ -29,6 +30,7 @@ FakeQuantizeOptions weight_options(const ModuleLinearQuantizerConfig& config, Op
   options.range = quant_range(config.weight_dtype);
   options.scheme = config.quantization_scheme;
   options.observer = config.weight_observer;
+  options.algorithm = config.algorithm;
   // Always the output-channel axis: dim 1 of a transposed conv's weight.
   if (config.weight_per_channel) options.ch_axis = op == Op::conv_transpose ? 1 : 0;
   return options;

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cfloat>
 #include <cmath>
 #include <vector>
 
@@ -14,10 +15,26 @@ FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options) : options_(optio
 void FakeQuantizeImpl::reset() {
   fake_quant_enabled = register_buffer("fake_quant_enabled", at::ones({1}, at::kByte));
   observer_enabled = register_buffer("observer_enabled", at::ones({1}, at::kByte));
+  activation_post_process = register_module("activation_post_process", Observer(options_));
+  if (options_.learnable()) {
+    // coremltools' initial values; the first observed batch replaces them. The zero point
+    // learns only for affine quantizers.
+    scale = register_parameter("scale", at::ones({1}, at::kFloat));
+    zero_point = register_parameter("zero_point", at::zeros({1}, at::kFloat),
+                                    options_.scheme == QuantizationScheme::affine);
+    eps = register_buffer("eps", at::full({1}, FLT_EPSILON, at::kFloat));
+    return;
+  }
   const QParam initial = options_.fixed_qparams.value_or(QParam{});
   scale = register_buffer("scale", at::full({1}, initial.scale, at::kFloat));
   zero_point = register_buffer("zero_point", at::full({1}, initial.zero_point, at::kInt));
-  activation_post_process = register_module("activation_post_process", Observer(options_));
+}
+
+void FakeQuantizeImpl::set_channels(int64_t channels) {
+  if (!is_learnable() || !options_.per_channel() || scale.numel() == channels) return;
+  const at::NoGradGuard no_grad;
+  scale.set_data(at::ones({channels}, at::kFloat));
+  zero_point.set_data(at::zeros({channels}, at::kFloat));
 }
 
 void FakeQuantizeImpl::enable_observer(bool on) { observer_enabled.fill_(on ? 1 : 0); }
@@ -28,7 +45,23 @@ bool FakeQuantizeImpl::is_fake_quant_enabled() const {
 }
 
 std::pair<at::Tensor, at::Tensor> FakeQuantizeImpl::calculate_qparams() const {
-  return activation_post_process->calculate_qparams();
+  if (!is_learnable()) return activation_post_process->calculate_qparams();
+  const at::NoGradGuard no_grad;
+  return {scale.detach().clamp_min(eps.item<float>()),
+          forced_zero_point(zero_point.detach()).to(at::kInt)};
+}
+
+at::Tensor FakeQuantizeImpl::forced_zero_point(const at::Tensor& zp) const {
+  const QuantRange& range = options_.range;
+  if (options_.scheme == QuantizationScheme::affine) {
+    return at::round(zp).clamp(range.quant_min, range.quant_max);
+  }
+  if (range.quant_min < 0) return at::zeros_like(zp);
+  // Unsigned symmetric: 128 for the full uint8 range, else the middle of the range.
+  const int64_t middle = range.quant_min == 0 && range.quant_max == 255
+                             ? 128
+                             : (range.quant_min + range.quant_max) / 2;
+  return at::full_like(zp, static_cast<double>(middle));
 }
 
 void FakeQuantizeImpl::observe(const at::Tensor& x, std::optional<float> relu_cap) {
@@ -38,8 +71,19 @@ void FakeQuantizeImpl::observe(const at::Tensor& x, std::optional<float> relu_ca
   } else {
     activation_post_process->apply_range(activation_post_process->observe_range(x, relu_cap));
   }
-  auto [new_scale, new_zero_point] = calculate_qparams();
+  auto [new_scale, new_zero_point] = activation_post_process->calculate_qparams();
   const at::NoGradGuard no_grad;
+  if (is_learnable()) {
+    // The observer's qparams become the parameters' values (per channel, set_channels gave
+    // them their length; a first batch of another width resizes them).
+    if (scale.numel() != new_scale.numel()) {
+      scale.set_data(at::empty(new_scale.sizes(), at::kFloat));
+      zero_point.set_data(at::empty(new_scale.sizes(), at::kFloat));
+    }
+    scale.detach().copy_(new_scale.reshape(scale.sizes()));
+    zero_point.detach().copy_(new_zero_point.to(at::kFloat).reshape(zero_point.sizes()));
+    return;
+  }
   if (scale.sizes() != new_scale.sizes()) {
     scale.resize_(new_scale.sizes());
     zero_point.resize_(new_zero_point.sizes());
@@ -49,9 +93,9 @@ void FakeQuantizeImpl::observe(const at::Tensor& x, std::optional<float> relu_ca
 }
 
 bool FakeQuantizeImpl::fuses_observer_and_fake_quant(const at::Tensor& x) const {
-  return options_.per_channel() && options_.ch_axis == 0 && !options_.fixed_qparams &&
-         !in_shared_pass_ && x.scalar_type() == at::kFloat && x.dim() > 0 && x.numel() > 0 &&
-         is_observer_enabled() && is_fake_quant_enabled();
+  return !is_learnable() && options_.per_channel() && options_.ch_axis == 0 &&
+         !options_.fixed_qparams && !in_shared_pass_ && x.scalar_type() == at::kFloat &&
+         x.dim() > 0 && x.numel() > 0 && is_observer_enabled() && is_fake_quant_enabled();
 }
 
 at::Tensor FakeQuantizeImpl::observe_and_fake_quantize_rows(const at::Tensor& x) {
@@ -81,6 +125,7 @@ at::Tensor FakeQuantizeImpl::observe_and_fake_quantize_rows(const at::Tensor& x)
 }
 
 at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
+  if (is_learnable()) return learnable_forward(x);
   if (fuses_observer_and_fake_quant(x)) return observe_and_fake_quantize_rows(x);
   observe(x, std::nullopt);
   if (!is_fake_quant_enabled()) return x;
@@ -88,8 +133,31 @@ at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
                        options_.range.quant_max);
 }
 
+at::Tensor FakeQuantizeImpl::learnable_forward(const at::Tensor& x) {
+  observe(x, std::nullopt);
+  auto broadcast = [&](const at::Tensor& t) {
+    if (!options_.per_channel()) return t;
+    std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+    view.at(static_cast<size_t>(options_.ch_axis)) = -1;
+    return t.reshape(view);
+  };
+  if (!is_fake_quant_enabled()) {
+    // 0 * parameter keeps both parameters in the autograd graph (data-parallel training
+    // then sees no unused parameters), as coremltools does.
+    return x + 0 * broadcast(scale) + 0 * broadcast(zero_point);
+  }
+  {
+    const at::NoGradGuard no_grad;
+    scale.detach().clamp_min_(eps.item<float>());
+    zero_point.detach().copy_(forced_zero_point(zero_point.detach()));
+  }
+  return learnable_fake_quantize(x, scale, zero_point, options_.ch_axis, options_.range.quant_min,
+                                 options_.range.quant_max, options_.scheme);
+}
+
 at::Tensor FakeQuantizeImpl::forward_after_relu(const at::Tensor& x, float cap) {
-  if (options_.per_channel() || x.scalar_type() != at::kFloat || !is_fake_quant_enabled()) {
+  if (is_learnable() || options_.per_channel() || x.scalar_type() != at::kFloat ||
+      !is_fake_quant_enabled()) {
     return forward(std::isnan(cap) ? at::relu(x) : at::hardtanh(x, 0.0, cap));
   }
   observe(x, cap);

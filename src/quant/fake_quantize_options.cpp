@@ -19,6 +19,7 @@ std::string FakeQuantizeOptions::describe() const {
   } else {
     text << ", " << to_string(observer);
   }
+  if (learnable()) text << ", learnable";
   return text.str();
 }
 

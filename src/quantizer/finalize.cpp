@@ -70,11 +70,24 @@ class Finalizer {
   at::Tensor snap_to_grid(ir::Node& node, const at::Tensor& weight, const std::string& prefix) {
     FakeQuantize fq = prepared_->quantizer(node.attrs.s(ir::attr::weight_quantizer));
     const FakeQuantizeOptions& options = fq->options();
-    // torch's convert calls the weight quantizer once more, on the folded weight.
-    if (fq->is_observer_enabled()) fq->activation_post_process->forward(weight);
+    // torch's convert calls the weight quantizer once more, on the folded weight (a learnable
+    // one then takes the observer's qparams as its parameters' values).
+    if (fq->is_observer_enabled()) {
+      if (fq->is_learnable()) {
+        const at::NoGradGuard no_grad;
+        fq->forward(weight);
+      } else {
+        fq->activation_post_process->forward(weight);
+      }
+    }
     auto [scale, zero_point] = fq->calculate_qparams();
-    const at::Tensor snapped = fake_quantize(weight, scale, zero_point, options.ch_axis,
-                                             options.range.quant_min, options.range.quant_max);
+    // A learnable quantizer divides by its scale; the weights snap with that arithmetic.
+    const at::Tensor snapped =
+        fq->is_learnable()
+            ? fake_quantize_by_division(weight, scale, zero_point, options.ch_axis,
+                                        options.range.quant_min, options.range.quant_max)
+            : fake_quantize(weight, scale, zero_point, options.ch_axis, options.range.quant_min,
+                            options.range.quant_max);
     graph_.add_tensor(prefix + ".weight_scale", scale, false);
     graph_.add_tensor(prefix + ".weight_zero_point", zero_point, false);
     node.attrs.set(ir::attr::weight_scale, prefix + ".weight_scale");
@@ -104,6 +117,7 @@ class Finalizer {
     node.attrs.set(ir::attr::quant_min, options.range.quant_min);
     node.attrs.set(ir::attr::quant_max, options.range.quant_max);
     node.attrs.set(ir::attr::activation_quantizer, quantizer_name);  // provenance, for reports
+    if (fq->is_learnable()) node.attrs.set(ir::attr::divides_by_scale, true);
   }
 
   ir::Graph& graph_;

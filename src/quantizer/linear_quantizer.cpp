@@ -10,6 +10,7 @@
 #include "linquant/common/error.h"
 #include "linquant/common/warning.h"
 #include "linquant/frontend/capture.h"
+#include "linquant/ir/attribute_keys.h"
 #include "linquant/passes/passes.h"
 
 namespace linquant {
@@ -90,10 +91,6 @@ LinearQuantizer::LinearQuantizer(std::shared_ptr<torch::nn::Module> model,
 LinearQuantizer::LinearQuantizer(ir::Graph graph, LinearQuantizerConfig config)
     : config_(std::move(config)), float_graph_(std::move(graph)) {
   config_.validate();
-  if (config_.algorithm() == Algorithm::learnable) {
-    throw Error("config algorithm \"learnable\" (LSQ fake quantization) is not implemented in "
-                "linquant yet; use \"vanilla\"");
-  }
   milestones_ = config_.milestones();
 }
 
@@ -139,6 +136,7 @@ GraphModule LinearQuantizer::prepare(const std::vector<at::Tensor>& example_inpu
   GraphModule module(std::move(graph));
   module->train();
   prepared_ = module;
+  size_learnable_weight_quantizers();
   if (milestones_) {
     set_all_observers(false);
     set_all_fake_quants(false);
@@ -151,6 +149,7 @@ void LinearQuantizer::step() {
     warn("step() called before prepare(): nothing to do");
     return;
   }
+  check_learning();
   if (!milestones_) return;
   const Milestones& m = *milestones_;
   if (step_count_ == m[0]) set_all_observers(true);
@@ -158,6 +157,51 @@ void LinearQuantizer::step() {
   if (step_count_ == m[2]) set_all_observers(false);
   if (step_count_ == m[3]) prepared_->freeze_bn_stats();
   ++step_count_;
+}
+
+void LinearQuantizer::size_learnable_weight_quantizers() {
+  const ir::Graph& graph = prepared_->graph();
+  for (const ir::Node& node : graph.nodes()) {
+    if (!node.attrs.has(ir::attr::weight_quantizer) || !node.attrs.has(ir::attr::weight)) continue;
+    FakeQuantize fq = prepared_->quantizer(node.attrs.s(ir::attr::weight_quantizer));
+    if (!fq->is_learnable() || !fq->options().per_channel()) continue;
+    const at::Tensor& weight = graph.tensor(node.attrs.s(ir::attr::weight)).tensor;
+    fq->set_channels(weight.size(fq->options().ch_axis));
+  }
+}
+
+// An optimizer made before prepare() does not hold the learnable quantizers' parameters:
+// they then never move once the observers stop overwriting them. Seen as: every learnable
+// scale unchanged for kLearningWindow steps of fake quantization without observers.
+void LinearQuantizer::check_learning() {
+  constexpr int64_t kLearningWindow = 20;
+  if (learning_checked_) return;
+  std::vector<at::Tensor> scales;
+  for (auto& [name, fq] : prepared_->quantizers()) {
+    if (!fq->is_learnable() || fq->is_observer_enabled() || !fq->is_fake_quant_enabled()) {
+      continue;
+    }
+    scales.push_back(fq->scale.detach());
+  }
+  if (scales.empty()) {
+    learning_scales_.clear();
+    return;
+  }
+  if (learning_scales_.size() != scales.size()) {
+    learning_scales_.clear();
+    for (const at::Tensor& s : scales) learning_scales_.push_back(s.clone());
+    learning_since_ = step_count_;
+    return;
+  }
+  if (step_count_ - learning_since_ < kLearningWindow) return;
+  learning_checked_ = true;
+  for (size_t k = 0; k < scales.size(); ++k) {
+    if (!at::equal(scales[k], learning_scales_[k])) return;
+  }
+  warn("learnable quantizers: no scale has changed in " + std::to_string(kLearningWindow) +
+       " steps of fake quantization with the observers off; is the optimizer missing the "
+       "quantizer parameters? Make it after prepare() from the prepared model's parameters() "
+       "(an optimizer made before prepare() holds only the model's own weights)");
 }
 
 GraphModule LinearQuantizer::model() const {

@@ -87,7 +87,11 @@ Report LinearQuantizer::report() const {
       ReportRow row = row_for(node.scope.module_name, "weight", options, config_);
       const at::Tensor weight = effective_weight(graph, node);
       const FakeQuantize fq = prepared_->quantizer(name);
-      const at::Tensor quantized = fake_quantize(weight, fq->scale, fq->zero_point, options.ch_axis,
+      // A learnable quantizer's zero point is a float parameter: its qparams as finalize()
+      // would take them.
+      const auto [scale, zero_point] =
+          fq->is_learnable() ? fq->calculate_qparams() : std::make_pair(fq->scale, fq->zero_point);
+      const at::Tensor quantized = fake_quantize(weight, scale, zero_point, options.ch_axis,
                                                  options.range.quant_min, options.range.quant_max);
       row.error = (quantized - weight).pow(2).mean().sqrt().item<double>();
       row.num_params = weight.numel();

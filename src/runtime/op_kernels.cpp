@@ -126,6 +126,11 @@ at::Tensor layer_norm(const ir::Node& node, const at::Tensor& x, const RunContex
 at::Tensor quantize_dequantize(const ir::Node& node, const at::Tensor& x) {
   const at::Tensor scale = at::full({1}, node.attrs.f(ir::attr::scale), at::kFloat);
   const at::Tensor zero_point = at::full({1}, node.attrs.i(ir::attr::zero_point), at::kInt);
+  if (node.attrs.b(ir::attr::divides_by_scale, false)) {
+    return fake_quantize_by_division(x, scale, zero_point, /*axis=*/-1,
+                                     node.attrs.i(ir::attr::quant_min),
+                                     node.attrs.i(ir::attr::quant_max));
+  }
   return fake_quantize(x, scale, zero_point, /*axis=*/-1, node.attrs.i(ir::attr::quant_min),
                        node.attrs.i(ir::attr::quant_max));
 }

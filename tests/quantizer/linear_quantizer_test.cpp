@@ -100,15 +100,13 @@ TEST(LinearQuantizer, MisuseWarnsAndDoesNoHarm) {
   EXPECT_THROW(LinearQuantizer(conv_bn_relu()).model(), Error);
 }
 
-TEST(LinearQuantizer, LearnableAlgorithmIsRefusedNotSilentlyReplaced) {
+TEST(LinearQuantizer, LearnableAlgorithmGivesLearnableQuantizers) {
   LinearQuantizerConfig config;
   config.set_global(ModuleLinearQuantizerConfig().set_algorithm(Algorithm::learnable));
-  try {
-    LinearQuantizer quantizer(conv_bn_relu(), config);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("\"learnable\""), std::string::npos) << e.what();
-  }
+  LinearQuantizer quantizer(conv_bn_relu(), config);
+  GraphModule model = quantizer.prepare(example());
+  ASSERT_FALSE(model->quantizers().empty());
+  for (auto& [name, fq] : model->quantizers()) EXPECT_TRUE(fq->is_learnable()) << name;
 }
 
 TEST(LinearQuantizer, PrepareSharesOrCopiesTheModelTensors) {

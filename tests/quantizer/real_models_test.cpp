@@ -1,7 +1,8 @@
 // The tutorial net, resnet18 and mobilenet_v2 (TorchScript files written by the frontend's
 // test fixture): prepare, train a few steps, and finalize with the finalized model equal to
-// the frozen prepared model in eval(). Placement counts are derived by hand from the
-// reference rules (coremltools.md 3.4-3.5) for resnet18.
+// the frozen prepared model in eval(), with the vanilla and the learnable (LSQ) algorithm.
+// Placement counts are derived by hand from the reference rules (coremltools.md 3.4-3.5) for
+// resnet18.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/optim/sgd.h>
@@ -22,6 +23,7 @@ using testing::models_dir;
 struct Model {
   std::string name;
   std::vector<int64_t> input_shape;
+  Algorithm algorithm = Algorithm::vanilla;
 };
 
 class RealModels : public ::testing::TestWithParam<Model> {};
@@ -50,12 +52,20 @@ TEST_P(RealModels, PrepareTrainAndFinalize) {
   torch::jit::Module script = torch::jit::load(models_dir() + "/" + m.name + ".pt");
   at::manual_seed(0);
   LinearQuantizerConfig config;
-  config.set_global(ModuleLinearQuantizerConfig().set_milestones(Milestones{0, 1, 3, 4}));
+  config.set_global(ModuleLinearQuantizerConfig()
+                        .set_milestones(Milestones{0, 1, 3, 4})
+                        .set_algorithm(m.algorithm));
   LinearQuantizer quantizer(script, config);
   GraphModule model = quantizer.prepare({at::randn(m.input_shape)});
+  // Made after prepare(): with the learnable algorithm it also learns every quantizer's
+  // scale (and affine zero point) once the observers stop, at step 3.
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01));
+  std::map<std::string, at::Tensor> scales_at_3;
   for (int step = 0; step < 5; ++step) {
     quantizer.step();
+    if (step == 3) {
+      for (auto& [name, fq] : model->quantizers()) scales_at_3[name] = fq->scale.detach().clone();
+    }
     const at::Tensor out = model->forward(at::randn(m.input_shape));
     const at::Tensor loss = out.pow(2).mean();
     ASSERT_TRUE(std::isfinite(loss.item<float>())) << "step " << step;
@@ -72,6 +82,15 @@ TEST_P(RealModels, PrepareTrainAndFinalize) {
   const at::Tensor got = finalized->forward(x);
   const float tolerance = 1e-5f * std::max(1.0f, expected.abs().max().item<float>());
   EXPECT_LT((got - expected).abs().max().item<float>(), tolerance) << m.name;
+  if (m.algorithm == Algorithm::learnable) {
+    int learned = 0;
+    for (auto& [name, fq] : model->quantizers()) {
+      ASSERT_TRUE(fq->is_learnable() || fq->options().fixed_qparams) << name;
+      learned += fq->is_learnable() && !at::equal(fq->scale, scales_at_3.at(name));
+    }
+    EXPECT_GT(learned, 0) << "no learnable scale moved after the observers stopped";
+    return;  // the placement counts below do not depend on the algorithm
+  }
   const Counts counts = count_quantizers(model);
   std::cout << m.name << ": " << counts.weights << " weight and " << counts.activations
             << " activation quantizers (" << counts.affine << " affine)\n";
@@ -91,11 +110,16 @@ TEST_P(RealModels, PrepareTrainAndFinalize) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(TorchScript, RealModels,
-                         ::testing::Values(Model{"tutorial_traced", {4, 1, 28, 28}},
-                                           Model{"resnet18_traced", {2, 3, 64, 64}},
-                                           Model{"mobilenet_v2_traced", {2, 3, 64, 64}}),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    TorchScript, RealModels,
+    ::testing::Values(Model{"tutorial_traced", {4, 1, 28, 28}},
+                      Model{"resnet18_traced", {2, 3, 64, 64}},
+                      Model{"mobilenet_v2_traced", {2, 3, 64, 64}},
+                      Model{"tutorial_traced", {4, 1, 28, 28}, Algorithm::learnable},
+                      Model{"resnet18_traced", {2, 3, 64, 64}, Algorithm::learnable}),
+    [](const auto& info) {
+      return info.param.name + (info.param.algorithm == Algorithm::learnable ? "_learnable" : "");
+    });
 
 }  // namespace
 }  // namespace linquant

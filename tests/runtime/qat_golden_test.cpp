@@ -5,13 +5,10 @@
 // bit, before and after freezing.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
-#include <torch/serialize.h>
 
-#include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <map>
 
+#include "../support/pickled_cases.h"
 #include "graph_builder.h"
 #include "linquant/runtime/graph_module.h"
 
@@ -19,27 +16,10 @@ namespace linquant {
 namespace {
 
 using namespace linquant::testing;
-using Case = std::map<std::string, at::Tensor>;
-
-// Set by ctest to the fixture's output in the build tree.
-std::string golden_path() {
-  const char* path = std::getenv("LINQUANT_QAT_GOLDEN");
-  return path ? path : "";
-}
+using Case = testing::PickledCase;
 
 std::map<std::string, Case> load_cases() {
-  std::ifstream file(golden_path(), std::ios::binary);
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
-                                std::istreambuf_iterator<char>());
-  std::map<std::string, Case> cases;
-  if (bytes.empty()) return cases;
-  for (const auto& entry : torch::pickle_load(bytes).toGenericDict()) {
-    Case& c = cases[entry.key().toStringRef()];
-    for (const auto& item : entry.value().toGenericDict()) {
-      c[item.key().toStringRef()] = item.value().toTensor();
-    }
-  }
-  return cases;
+  return testing::load_pickled_cases("LINQUANT_QAT_GOLDEN");
 }
 
 // The model's tensors, as a frontend would hand them over.
@@ -80,7 +60,7 @@ void expect_equal(const at::Tensor& actual, const at::Tensor& expected, const st
 TEST(QatGolden, FileHasEveryCase) {
   const auto cases = load_cases();
   ASSERT_FALSE(cases.empty())
-      << "cannot read '" << golden_path() << "' (LINQUANT_QAT_GOLDEN); ctest makes it with "
+      << "cannot read the file LINQUANT_QAT_GOLDEN names; ctest makes it with "
       << "tests/runtime/torch_reference/make_qat_golden.py (fixture runtime.make_qat_golden)";
   for (const char* name : {"conv_bn", "grouped_conv_bn_without_bias", "linear_bn"}) {
     EXPECT_TRUE(cases.count(name)) << name;

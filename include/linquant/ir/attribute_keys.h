@@ -50,6 +50,9 @@ inline constexpr char zero_point[] = "zero_point";
 inline constexpr char quant_min[] = "quant_min";
 inline constexpr char quant_max[] = "quant_max";
 inline constexpr char activation_quantizer[] = "activation_quantizer";
+// Set by finalize for a learnable (LSQ) quantizer: the node computes x / scale, as the
+// quantizer did, rather than x * (1 / scale).
+inline constexpr char divides_by_scale[] = "divides_by_scale";
 // ... and a weighted node's finalized weight grid.
 inline constexpr char weight_bits[] = "weight_bits";
 inline constexpr char weight_scale[] = "weight_scale";

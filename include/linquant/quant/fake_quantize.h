@@ -1,6 +1,8 @@
 // FakeQuantize: observe, then simulate quantization with a straight-through gradient.
 // Mirrors torch.ao.quantization.FakeQuantize: flags, scale, zero point and the observer
-// ("activation_post_process") are buffers/submodules with PyTorch's names.
+// ("activation_post_process") are buffers/submodules with PyTorch's names. With
+// options.algorithm = learnable it is coremltools' LearnableFakeQuantize instead (LSQ/LSQ+,
+// reference 4.2): scale and zero point (float) are parameters, plus an "eps" buffer.
 #pragma once
 
 #include <torch/nn/cloneable.h>
@@ -34,8 +36,14 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   bool is_observer_enabled() const;
   bool is_fake_quant_enabled() const;
 
-  // From the observer's current state, without changing the module.
+  // From the observer's current state, without changing the module. Learnable: the learned
+  // scale clamped to eps and the zero point forced as the forward pass forces it (int32).
   std::pair<at::Tensor, at::Tensor> calculate_qparams() const;
+
+  bool is_learnable() const { return options_.learnable(); }
+  // Learnable per-channel quantizers: the parameters' length, set once before training (an
+  // optimizer holds the parameters as they are when it is made).
+  void set_channels(int64_t channels);
 
   // For a quantizer shared by several graph nodes. Between the two calls the observer
   // state moves once, from the union (min of mins, max of maxes) of every input seen so
@@ -49,7 +57,8 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   at::Tensor fake_quant_enabled;  // uint8 [1]
   at::Tensor observer_enabled;    // uint8 [1]
   at::Tensor scale;               // float32 [1] or [channels]
-  at::Tensor zero_point;          // int32, same shape as scale
+  at::Tensor zero_point;          // int32 (learnable: float32), same shape as scale
+  at::Tensor eps;                 // learnable only: float32 [1], the smallest scale
   Observer activation_post_process{nullptr};
 
  private:
@@ -58,6 +67,9 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   bool fuses_observer_and_fake_quant(const at::Tensor& x) const;
   at::Tensor observe_and_fake_quantize_rows(const at::Tensor& x);
   void observe_in_shared_pass(const at::Tensor& x, std::optional<float> relu_cap);
+  at::Tensor learnable_forward(const at::Tensor& x);
+  // The zero point the learnable forward pass uses (and calculate_qparams reports).
+  at::Tensor forced_zero_point(const at::Tensor& zero_point) const;
 
   FakeQuantizeOptions options_;
   bool in_shared_pass_ = false;
@@ -80,6 +92,23 @@ at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,
 using RowObserver = std::function<void(const at::Tensor& x, const RowCallback& on_row)>;
 at::Tensor fake_quantize_observed_rows(const at::Tensor& x, int64_t quant_min, int64_t quant_max,
                                        const RowObserver& observe);
+
+// LSQ/LSQ+ fake quantization (reference 4.2) of x with the parameters scale and zero_point
+// (float32, one value or one per slice along axis), gradients by autograd: the scale's (and,
+// for affine, the zero point's) gradient scaled by g = 1 / sqrt(elements per scale * qmax),
+// straight-through rounding, clamp to [quant_min, quant_max]. The zero point enters only for
+// affine and unsigned symmetric ranges.
+at::Tensor learnable_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                                   const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
+                                   int64_t quant_max, QuantizationScheme scheme);
+
+// The value of learnable_fake_quantize with fixed parameters (no gradient scaling): clamp(
+// round(x / scale + zero_point)) - zero_point, times scale. What finalize() freezes a learnable
+// quantizer into: the same division as the quantizer's forward pass. zero_point: any numeric
+// type, one value or one per slice along axis.
+at::Tensor fake_quantize_by_division(const at::Tensor& x, const at::Tensor& scale,
+                                     const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
+                                     int64_t quant_max);
 
 // fake_quantize(at::relu(x), ...) per tensor in one pass, gradients included, bit for bit
 // (with a cap: fake_quantize(at::hardtanh(x, 0, cap), ...)).

@@ -59,6 +59,10 @@ class LinearQuantizer {
   // it). inplace = false works on copies and leaves the model untouched. The example inputs
   // run once to check the graph and record shapes. With milestones, every observer and
   // fake quantizer starts switched off. A second call warns and returns the prepared model.
+  // With algorithm: learnable, every quantizer's scale and zero point are parameters of the
+  // prepared model: make the optimizer after prepare(), from prepared->parameters(), so that
+  // it learns them (one made before prepare() does not; step() warns when, 20 steps after the
+  // observers stopped, no scale has moved).
   GraphModule prepare(const std::vector<at::Tensor>& example_inputs, bool inplace = true);
 
   // Milestones [m0, m1, m2, m3]: at call m0 observers go on, at m1 fake quantization goes
@@ -107,6 +111,12 @@ class LinearQuantizer {
   std::function<ir::Graph(const std::vector<at::Tensor>&)> capture_on_prepare_;
   GraphModule prepared_{nullptr};
   std::optional<Milestones> milestones_;
+  // Learnable quantizers (algorithm: learnable).
+  void size_learnable_weight_quantizers();
+  void check_learning();
+  std::vector<at::Tensor> learning_scales_;
+  int64_t learning_since_ = 0;
+  bool learning_checked_ = false;
   int64_t step_count_ = 0;
 };
 

@@ -19,6 +19,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/pooling.h>
+#include <torch/optim/sgd.h>
 #include <torch/script.h>
 
 #include <chrono>
@@ -56,7 +57,8 @@ struct ModelSource {
 
 // config: "float" (the captured graph), or the LinearQuantizer config the model is finalized
 // with: "w8" default (qint8 weights), "w4" qint4, "w8u" quint8, "w4u" quint4 weights,
-// "affine" the affine scheme (activation zero points other than 0 and 128).
+// "affine" the affine scheme (activation zero points other than 0 and 128), "lsq" the
+// learnable algorithm (scales and zero points learned for a few SGD steps).
 struct Variant {
   std::string name;
   std::string config;
@@ -275,6 +277,38 @@ json export_onnx(const fs::path& dir, const std::string& model_name, const std::
     output_scales.push_back(scale);
   }
   entry["output_scales"] = output_scales;
+  // Every finalized activation quantizer, for the check that the ONNX graph holds them all.
+  json quantizers = json::array();
+  for (const auto& node : graph.nodes()) {
+    if (node.op != linquant::ir::Op::quantize_dequantize) continue;
+    // Its input comes from a quantizer with the same parameters, directly or through ops that
+    // keep values on the grid: the exporter reuses those integers.
+    bool reuses_input = false;
+    linquant::ir::ValueId value = node.inputs.at(0);
+    for (bool walking = true; walking;) {
+      walking = false;
+      for (const auto& other : graph.nodes()) {
+        if (other.outputs.empty() || other.outputs.at(0) != value) continue;
+        using linquant::ir::Op;
+        if (other.op == Op::quantize_dequantize) {
+          reuses_input = other.attrs.f("scale") == node.attrs.f("scale") &&
+                         other.attrs.i("zero_point") == node.attrs.i("zero_point");
+        } else if (other.op == Op::max_pool || other.op == Op::flatten || other.op == Op::reshape ||
+                   other.op == Op::permute || other.op == Op::transpose ||
+                   other.op == Op::identity || other.op == Op::dropout) {
+          value = other.inputs.at(0);
+          walking = true;
+        }
+        break;
+      }
+    }
+    quantizers.push_back({{"value", graph.value(node.outputs.at(0)).name},
+                          {"scale", node.attrs.f("scale")},
+                          {"zero_point", node.attrs.i("zero_point")},
+                          {"quant_min", node.attrs.i("quant_min")},
+                          {"reuses_input", reuses_input}});
+  }
+  entry["activation_quantizers"] = quantizers;
   std::cout << stem << ".onnx written\n";
   return entry;
 }
@@ -298,6 +332,19 @@ linquant::GraphModule quantize(const ModelSource& source, linquant::LinearQuanti
       prepared->forward(std::vector<at::Tensor>{at::randn(calibration_shape)});
     }
   }
+  if (quantizer->config().algorithm() == linquant::Algorithm::learnable) {
+    // LSQ: the observers initialized scales and zero points; a few SGD steps learn them.
+    for (auto& [name, fq] : prepared->quantizers()) fq->disable_observer();
+    torch::optim::SGD optimizer(prepared->parameters(), torch::optim::SGDOptions(1e-3));
+    for (int i = 0; i < 3; ++i) {
+      const at::Tensor out =
+          prepared->forward(std::vector<at::Tensor>{at::randn(calibration_shape)}).at(0);
+      const at::Tensor loss = out.pow(2).mean();
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+    }
+  }
   return quantizer->finalize();
 }
 
@@ -308,6 +355,7 @@ linquant::LinearQuantizerConfig config_named(const std::string& name) {
   if (name == "w8u") module.set_weight_dtype(WeightDtype::quint8);
   if (name == "w4u") module.set_weight_dtype(WeightDtype::quint4);
   if (name == "affine") module.set_quantization_scheme(linquant::QuantizationScheme::affine);
+  if (name == "lsq") module.set_algorithm(linquant::Algorithm::learnable);
   linquant::LinearQuantizerConfig config;
   config.set_global(module);
   return config;
@@ -331,6 +379,9 @@ std::vector<Variant> variants_for(const std::string& model) {
   if (model == "op_zoo_2d" || model == "op_zoo_1d") {
     v.push_back({"w8a8_ios18_fp32", "w8", Target::iOS18, fp32});
     v.push_back({"float_fp32_ios17", "float", Target::iOS17, fp32});
+  }
+  if (model == "tutorial" || model == "resnet18") {
+    v.push_back({"lsq_ios17", "lsq", Target::iOS17, fp16});
   }
   if (model == "tutorial") {
     // fp16 before iOS16: fp32 model interface with casts inside.

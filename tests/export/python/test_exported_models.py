@@ -31,9 +31,9 @@ MODELS = ["tutorial", "conv_bn_relu", "resnet18", "mobilenet_v2", "residual", "o
           "op_zoo_1d", "sequence", "resample"]
 BASE_VARIANTS = ["float_fp16_ios17", "w8a8_ios17", "w8a8_ios18", "w4_ios18"]
 EXTRA_VARIANTS = {
-    "tutorial": ["w8a8_ios17_fp32", "float_fp32_ios17", "float_fp16_ios15"],
+    "tutorial": ["w8a8_ios17_fp32", "float_fp32_ios17", "float_fp16_ios15", "lsq_ios17"],
     "conv_bn_relu": ["w8a8_ios17_fp32", "float_fp32_ios17"],
-    "resnet18": ["w8a8_ios17_fp32", "float_fp32_ios17"],
+    "resnet18": ["w8a8_ios17_fp32", "float_fp32_ios17", "lsq_ios17"],
     "op_zoo_2d": ["w8a8_ios18_fp32", "float_fp32_ios17"],
     "op_zoo_1d": ["w8a8_ios18_fp32", "float_fp32_ios17"],
 }

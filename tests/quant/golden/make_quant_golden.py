@@ -143,7 +143,8 @@ OBSERVER_CLASSES = {  # (per-tensor, per-channel)
 }
 
 
-def make_fake_quantize(observer, range_name, scheme, ch_axis):
+def observer_spec(observer, range_name, scheme, ch_axis):
+    """The torch observer class and its arguments for one quantizer configuration."""
     per_channel = ch_axis >= 0
     qscheme = {
         (False, "symmetric"): torch.per_tensor_symmetric,
@@ -154,7 +155,11 @@ def make_fake_quantize(observer, range_name, scheme, ch_axis):
     kwargs = dict(RANGE_KWARGS[range_name], qscheme=qscheme)
     if per_channel:
         kwargs["ch_axis"] = ch_axis
-    cls = OBSERVER_CLASSES[observer][1 if per_channel else 0]
+    return OBSERVER_CLASSES[observer][1 if per_channel else 0], kwargs
+
+
+def make_fake_quantize(observer, range_name, scheme, ch_axis):
+    cls, kwargs = observer_spec(observer, range_name, scheme, ch_axis)
     return FakeQuantize.with_args(observer=cls, **kwargs)()
 
 

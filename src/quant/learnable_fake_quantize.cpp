@@ -1,0 +1,64 @@
+// LSQ / LSQ+ fake quantization as coremltools' LearnableFakeQuantize computes it (reference
+// 4.2), op for op with ATen's own operators so that autograd produces the same gradients, sums
+// included, as the reference written with torch's Python operators
+// (tests/quant/learnable/make_learnable_golden.py).
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "linquant/quant/fake_quantize.h"
+
+namespace linquant {
+namespace {
+
+// Value v, gradient times g: (v - v * g).detach() + v * g. The value may differ from v in
+// the last bit, as it does in the reference.
+at::Tensor scale_gradient(const at::Tensor& v, double g) {
+  const at::Tensor scaled = v * g;
+  return (v - scaled).detach() + scaled;
+}
+
+// Value round(v), gradient straight through.
+at::Tensor round_pass(const at::Tensor& v) { return (at::round(v) - v).detach() + v; }
+
+}  // namespace
+
+at::Tensor fake_quantize_by_division(const at::Tensor& x, const at::Tensor& scale,
+                                     const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
+                                     int64_t quant_max) {
+  std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+  if (axis >= 0) view.at(static_cast<size_t>(axis)) = -1;
+  const at::Tensor s = axis >= 0 ? scale.reshape(view) : scale;
+  const at::Tensor z = (axis >= 0 ? zero_point.reshape(view) : zero_point).to(at::kFloat);
+  // A zero point of 0 changes nothing here: x / s + 0 and t - 0 are x / s and t.
+  const at::Tensor t = at::clamp(at::round(x / s + z), quant_min, quant_max);
+  // + 0 turns the -0 of values that round to 0 from below into +0, the value the grid's
+  // integers give back ((0 - zero point) * scale), and changes nothing else.
+  return (t - z) * s + 0.0;
+}
+
+at::Tensor learnable_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                                   const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
+                                   int64_t quant_max, QuantizationScheme scheme) {
+  auto broadcast = [&](const at::Tensor& t) {
+    if (axis < 0) return t;
+    std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+    view[static_cast<size_t>(axis)] = -1;
+    return t.reshape(view);
+  };
+  if (x.numel() == 0) return x + 0 * broadcast(scale) + 0 * broadcast(zero_point);
+  const double per_scale =
+      static_cast<double>(x.numel()) / static_cast<double>(axis >= 0 ? x.size(axis) : 1);
+  const double g = 1.0 / std::sqrt(per_scale * static_cast<double>(quant_max));
+  const bool symmetric = scheme == QuantizationScheme::symmetric;
+  const at::Tensor s = scale_gradient(broadcast(scale), g);
+  at::Tensor z = round_pass(broadcast(zero_point));
+  if (!symmetric) z = scale_gradient(z, g);
+  // Signed symmetric ranges have zero point 0: it does not enter at all.
+  const bool with_zero_point = !(symmetric && quant_min < 0);
+  at::Tensor t = with_zero_point ? x / s + z : x / s;
+  t = at::clamp(round_pass(t), quant_min, quant_max);
+  return with_zero_point ? (t - z) * s : t * s;
+}
+
+}  // namespace linquant
