@@ -34,10 +34,7 @@ struct ExportOptions {
 bool is_onnx(const ExportOptions& o) { return o.format == "onnx"; }
 
 std::filesystem::path destination_path(const ExportOptions& o) {
-  if (!is_onnx(o)) return coreml::package_path(o.output);
-  std::filesystem::path p(o.output);
-  if (p.extension() != ".onnx") p += ".onnx";
-  return p;
+  return is_onnx(o) ? onnx::model_path(o.output) : coreml::package_path(o.output);
 }
 
 void write_model(const GraphModule& model, const std::filesystem::path& path,

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <vector>
 
+#include "learnable_arithmetic.h"
+
 namespace linquant {
 
 FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options) : options_(options) { reset(); }
@@ -135,16 +137,8 @@ at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
 
 at::Tensor FakeQuantizeImpl::learnable_forward(const at::Tensor& x) {
   observe(x, std::nullopt);
-  auto broadcast = [&](const at::Tensor& t) {
-    if (!options_.per_channel()) return t;
-    std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
-    view.at(static_cast<size_t>(options_.ch_axis)) = -1;
-    return t.reshape(view);
-  };
   if (!is_fake_quant_enabled()) {
-    // 0 * parameter keeps both parameters in the autograd graph (data-parallel training
-    // then sees no unused parameters), as coremltools does.
-    return x + 0 * broadcast(scale) + 0 * broadcast(zero_point);
+    return learnable::passthrough(x, scale, zero_point, options_.ch_axis);
   }
   {
     const at::NoGradGuard no_grad;

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "learnable_arithmetic.h"
 #include "linquant/quant/fake_quantize.h"
 
 namespace linquant {
@@ -23,13 +24,27 @@ at::Tensor round_pass(const at::Tensor& v) { return (at::round(v) - v).detach() 
 
 }  // namespace
 
+namespace learnable {
+
+at::Tensor along_axis(const at::Tensor& values, int64_t axis, int64_t rank) {
+  if (axis < 0) return values;
+  std::vector<int64_t> view(static_cast<size_t>(rank), 1);
+  view.at(static_cast<size_t>(axis)) = -1;
+  return values.reshape(view);
+}
+
+at::Tensor passthrough(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point,
+                       int64_t axis) {
+  return x + 0 * along_axis(scale, axis, x.dim()) + 0 * along_axis(zero_point, axis, x.dim());
+}
+
+}  // namespace learnable
+
 at::Tensor fake_quantize_by_division(const at::Tensor& x, const at::Tensor& scale,
                                      const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
                                      int64_t quant_max) {
-  std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
-  if (axis >= 0) view.at(static_cast<size_t>(axis)) = -1;
-  const at::Tensor s = axis >= 0 ? scale.reshape(view) : scale;
-  const at::Tensor z = (axis >= 0 ? zero_point.reshape(view) : zero_point).to(at::kFloat);
+  const at::Tensor s = learnable::along_axis(scale, axis, x.dim());
+  const at::Tensor z = learnable::along_axis(zero_point, axis, x.dim()).to(at::kFloat);
   // A zero point of 0 changes nothing here: x / s + 0 and t - 0 are x / s and t.
   const at::Tensor t = at::clamp(at::round(x / s + z), quant_min, quant_max);
   // + 0 turns the -0 of values that round to 0 from below into +0, the value the grid's
@@ -40,19 +55,13 @@ at::Tensor fake_quantize_by_division(const at::Tensor& x, const at::Tensor& scal
 at::Tensor learnable_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                                    const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
                                    int64_t quant_max, QuantizationScheme scheme) {
-  auto broadcast = [&](const at::Tensor& t) {
-    if (axis < 0) return t;
-    std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
-    view[static_cast<size_t>(axis)] = -1;
-    return t.reshape(view);
-  };
-  if (x.numel() == 0) return x + 0 * broadcast(scale) + 0 * broadcast(zero_point);
+  if (x.numel() == 0) return learnable::passthrough(x, scale, zero_point, axis);
   const double per_scale =
       static_cast<double>(x.numel()) / static_cast<double>(axis >= 0 ? x.size(axis) : 1);
   const double g = 1.0 / std::sqrt(per_scale * static_cast<double>(quant_max));
   const bool symmetric = scheme == QuantizationScheme::symmetric;
-  const at::Tensor s = scale_gradient(broadcast(scale), g);
-  at::Tensor z = round_pass(broadcast(zero_point));
+  const at::Tensor s = scale_gradient(learnable::along_axis(scale, axis, x.dim()), g);
+  at::Tensor z = round_pass(learnable::along_axis(zero_point, axis, x.dim()));
   if (!symmetric) z = scale_gradient(z, g);
   // Signed symmetric ranges have zero point 0: it does not enter at all.
   const bool with_zero_point = !(symmetric && quant_min < 0);

@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "../graph/finalized_check.h"
 #include "../graph/op_family.h"
 #include "linquant/ir/attribute_keys.h"
 #include "lowering.h"
@@ -14,20 +15,10 @@ namespace {
 
 using lowering::fail;
 
-void check_weight(const ir::Node& node, int64_t opset) {
-  if (node.attrs.has(ir::attr::weight_quantizer) || node.attrs.has(ir::attr::bn_running_var)) {
-    fail(node,
-         "the graph is prepared but not finalized (weight fake-quantizer or fused "
-         "BatchNorm still in place); export the model LinearQuantizer::finalize() returns");
-  }
-  if (!node.attrs.has(ir::attr::weight_scale)) return;
-  const int64_t bits = node.attrs.i(ir::attr::weight_bits, 8);
-  if (bits != 8 && bits != 4) {
-    fail(node, "weights quantized to " + std::to_string(bits) +
-                   " bits cannot be exported (ONNX holds 8-bit and, from opset 21, 4-bit "
-                   "integers)");
-  }
-  if (bits == 4 && opset < 21) {
+// What the opset can hold; the rest of the weight checks are shared (check_finalized).
+void check_weight_opset(const ir::Node& node, int64_t opset) {
+  if (!node.attrs.has(ir::attr::weight_scale) || node.attrs.i(ir::attr::weight_bits) != 4) return;
+  if (opset < 21) {
     fail(node,
          "its weight is quantized to 4 bits; ONNX has int4/uint4 tensors from opset 21 "
          "(DequantizeLinear of int4), not " +
@@ -38,21 +29,12 @@ void check_weight(const ir::Node& node, int64_t opset) {
 }
 
 void check_node(const ir::Node& node, int64_t opset) {
-  if (node.op == ir::Op::fake_quantize) {
-    fail(node,
-         "the graph is prepared but not finalized (fake quantizers in place); export the "
-         "model LinearQuantizer::finalize() returns");
-  }
-  if (node.op == ir::Op::float_module) {
-    fail(node, "submodule '" + node.attrs.s(ir::attr::module, "?") +
-                   "' is kept as an opaque float call (non_traceable_module_names), which "
-                   "cannot be exported to ONNX; capture it instead");
-  }
+  graph_export::check_finalized(node, "ONNX");
   if (lowering::find_lowering(node.op) == nullptr) {
     fail(node, graph_export::unmapped_op(node, "ONNX") +
                    " (the Core ML export may have one: linquant export --format coreml)");
   }
-  if (ir::op_info(node.op).weighted) check_weight(node, opset);
+  if (ir::op_info(node.op).weighted) check_weight_opset(node, opset);
   if (node.outputs.size() != 1) {
     fail(node, "has " + std::to_string(node.outputs.size()) +
                    " outputs; the ONNX export handles single-output ops only");

@@ -54,48 +54,35 @@ void avg_pool(const ir::Node& node, Context& context) {
 }
 
 void adaptive_avg_pool(const ir::Node& node, Context& context) {
-  const std::vector<int64_t>& in_shape = context.shape(node.inputs.at(0));
-  const std::vector<int64_t>& out = node.attrs.ints("output_size");
-  const size_t dims = out.size();
-  const size_t rank = in_shape.size();
-  if (dims < 1 || rank < dims + 1) fail(node, "output_size does not fit the input's rank");
-  bool global = true;
-  bool divides = true;
-  std::vector<int64_t> axes;
-  std::vector<int64_t> kernel;
-  for (size_t d = 0; d < dims; ++d) {
-    const size_t axis = rank - dims + d;
-    if (out[d] < 1) fail(node, "output_size " + std::to_string(out[d]) + " is not positive");
-    axes.push_back(static_cast<int64_t>(axis));
-    global = global && out[d] == 1;
-    divides = divides && in_shape[axis] % out[d] == 0;
-    kernel.push_back(in_shape[axis] / out[d]);
-  }
+  const graph_export::AdaptivePooling p =
+      graph_export::adaptive_pooling(node, context.shape(node.inputs.at(0)));
+  const size_t dims = p.out.size();
   const std::string x = context.input(node);
   std::string y;
-  if (global && rank == dims + 2) {
+  if (p.global && p.batched) {
     y = context.builder().add("GlobalAveragePool", {x}, context.output_name(node));
-  } else if (global) {
-    y = reduce_mean(context, x, axes, true, context.output_name(node));
-  } else if (divides && rank == dims + 2) {
+  } else if (p.global) {
+    y = reduce_mean(context, x, p.axes, true, context.output_name(node));
+  } else if (p.divides && p.batched) {
     y = context.builder().add("AveragePool", {x}, context.output_name(node),
-                              {{"kernel_shape", kernel}, {"strides", kernel}});
+                              {{"kernel_shape", p.kernel}, {"strides", p.kernel}});
   } else {
     // Windows that overlap or differ in size (AlexNet's 1 -> 6): one averaging matrix per
     // pooled axis, applied with MatMul (the last axis: x @ A^T; the one before: A @ x).
     y = x;
     for (size_t d = dims; d-- > 0;) {
-      const int64_t in = in_shape[rank - dims + d];
-      const std::vector<float> a = graph_export::adaptive_average_matrix(in, out[d]);
+      const int64_t in = p.in[d];
+      const int64_t out = p.out[d];
+      const std::vector<float> a = graph_export::adaptive_average_matrix(in, out);
       const bool last = d == dims - 1;
       std::vector<float> values = a;
-      std::vector<int64_t> matrix_dims = {out[d], in};
+      std::vector<int64_t> matrix_dims = {out, in};
       if (last) {  // A^T: [in, out]
-        for (int64_t i = 0; i < out[d]; ++i) {
+        for (int64_t i = 0; i < out; ++i) {
           for (int64_t j = 0; j < in; ++j)
-            values[static_cast<size_t>(j * out[d] + i)] = a[static_cast<size_t>(i * in + j)];
+            values[static_cast<size_t>(j * out + i)] = a[static_cast<size_t>(i * in + j)];
         }
-        matrix_dims = {in, out[d]};
+        matrix_dims = {in, out};
       } else if (d != dims - 2) {
         fail(node,
              "adaptive average pooling of more than two axes to uneven windows has no "

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,11 @@ struct SaveOptions {
 inline constexpr int64_t kMinOpset = 13;
 inline constexpr int64_t kMaxOpset = 21;
 
-// Writes `path` (".onnx" is appended unless it ends with it) and returns the path written.
+// `path` with ".onnx" appended unless it ends with it: the file save() writes. Throws
+// ExportError for an empty path.
+std::filesystem::path model_path(const std::filesystem::path& path);
+
+// Writes model_path(path) and returns the path written.
 // Throws ExportError naming the node, value or file and what to change; nothing is written then.
 std::string save(const GraphModule& model, const std::string& path,
                  const SaveOptions& options = {});

@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "../../graph/finalized_check.h"
 #include "linquant/export/coreml/identifier.h"
 #include "linquant/export/coreml/save.h"
 #include "linquant/ir/attribute_keys.h"
@@ -18,16 +19,7 @@ using lowering::fail;
 using lowering::node_label;
 
 void check_node(const ir::Node& node, Target target) {
-  if (node.op == ir::Op::fake_quantize) {
-    fail(node, "the graph is prepared but not finalized (fake quantizers in place); export the "
-               "model LinearQuantizer::finalize() returns");
-  }
-  if (node.op == ir::Op::float_module) {
-    fail(node, "submodule '" + node.attrs.s(ir::attr::module, "?") +
-                   "' is kept as an opaque float call "
-                   "(non_traceable_module_names), which cannot be exported to Core ML; capture it "
-                   "instead (take it out of non_traceable_module_names)");
-  }
+  graph_export::check_finalized(node, "Core ML");
   const bool unmapped =
       lowering::find_lowering(node.op) == nullptr ||
       (node.op == ir::Op::torch_op &&

@@ -176,8 +176,8 @@ bool can_reshape_as_integer(const ir::Node& node, const LoweringContext& context
 // weight_constants.cpp: the weight of a conv/conv_transpose/linear node as a const (float
 // weights) or a constexpr dequantization (quantized weights), created once per tensor.
 Var weight_var(const ir::Node& node, LoweringContext& context);
-// Checks done before anything is built: finalized metadata present and consistent, and the
-// target able to hold the weight (4-bit needs iOS18).
+// Checks done before anything is built (after graph_export::check_finalized): the target
+// able to hold the weight (4-bit needs iOS18, any quantized weight iOS16).
 void check_weight_target(const ir::Node& node, Target target);
 
 }  // namespace linquant::coreml::lowering

@@ -73,36 +73,23 @@ Var reduce_mean(LoweringContext& context, const std::string& name, const Var& x,
 
 Var adaptive_avg_pool(const ir::Node& node, LoweringContext& context) {
   const Var x = context.input(node);
-  const std::vector<int64_t>& out = node.attrs.ints("output_size");
-  const size_t dims = out.size();
-  const size_t rank = x.type().rank();
-  if (dims < 1 || rank < dims + 1) fail(node, "output_size does not fit the input's rank");
-  bool global = true;
-  bool divides = true;
-  std::vector<int32_t> axes;
-  std::vector<int64_t> kernel;
-  for (size_t d = 0; d < dims; ++d) {
-    const size_t axis = rank - dims + d;
-    const int64_t in = x.type().shape[axis];
-    if (out[d] < 1) fail(node, "output_size " + std::to_string(out[d]) + " is not positive");
-    axes.push_back(static_cast<int32_t>(axis));
-    global = global && out[d] == 1;
-    divides = divides && in % out[d] == 0;
-    kernel.push_back(in / out[d]);
-  }
-  if (global) {
+  const graph_export::AdaptivePooling p = graph_export::adaptive_pooling(node, x.type().shape);
+  if (p.global) {
+    std::vector<int32_t> axes(p.axes.begin(), p.axes.end());
     return reduce_mean(context, context.output_name(node), x, axes, true,
                        context.output_type(node));
   }
-  if (!divides || rank != dims + 2) {
+  if (!p.divides || !p.batched) {
     // Windows that overlap or differ in size (AlexNet's 1 -> 6): averaging matrices.
     std::vector<AxisMatrix> matrices;
-    for (size_t d = 0; d < dims; ++d) {
-      const int64_t in = x.type().shape[rank - dims + d];
-      matrices.push_back(AxisMatrix{out[d], in, graph_export::adaptive_average_matrix(in, out[d])});
+    for (size_t d = 0; d < p.in.size(); ++d) {
+      matrices.push_back(
+          AxisMatrix{p.out[d], p.in[d], graph_export::adaptive_average_matrix(p.in[d], p.out[d])});
     }
     return resample_axes(node, context, x, matrices);
   }
+  const std::vector<int64_t>& kernel = p.kernel;
+  const size_t dims = kernel.size();
   std::vector<int64_t> pad(2 * dims, 0);
   return context.builder().add_op(
       "avg_pool", context.output_name(node),

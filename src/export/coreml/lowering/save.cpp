@@ -3,12 +3,9 @@
 // writer, so a failure at any step leaves nothing behind.
 #include "linquant/export/coreml/save.h"
 
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 
+#include "../../graph/destination_check.h"
 #include "linquant/export/coreml/export_error.h"
 #include "linquant/export/coreml/package_writer.h"
 #include "lowering.h"
@@ -17,25 +14,6 @@ namespace linquant::coreml {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The package writer checks all of this again; checking first spares building a program
-// that could never be written.
-void check_destination(const fs::path& package, bool overwrite) {
-  std::error_code ec;
-  if (!overwrite && fs::symlink_status(package, ec).type() != fs::file_type::not_found && !ec) {
-    throw ExportError("cannot write \"" + package.string() + "\": it already exists; set "
-                      "SaveOptions::overwrite = true to replace it");
-  }
-  const fs::path parent = package.has_parent_path() ? package.parent_path() : fs::path(".");
-  if (!fs::is_directory(parent, ec)) {
-    throw ExportError("cannot write \"" + package.string() + "\": the directory \"" +
-                      parent.string() + "\" does not exist");
-  }
-  if (::access(parent.c_str(), W_OK | X_OK) != 0) {
-    throw ExportError("cannot write \"" + package.string() + "\": the directory \"" +
-                      parent.string() + "\" is not writable (" + std::strerror(errno) + ")");
-  }
-}
 
 ModelInfo model_info(const SaveOptions& options) {
   ModelInfo info;
@@ -50,7 +28,9 @@ ModelInfo model_info(const SaveOptions& options) {
 
 std::string save(const ir::Graph& graph, const std::string& path, const SaveOptions& options) {
   const fs::path package = package_path(path);
-  check_destination(package, options.overwrite);
+  // The package writer checks this again; checking first spares building a program that
+  // could never be written.
+  graph_export::check_destination(package, options.overwrite);
   lowering::check_exportable(graph, options);
   const graph_export::ShapedGraph shaped(graph, options.input_shapes);
   const ProgramBuilder program =

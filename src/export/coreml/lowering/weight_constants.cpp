@@ -94,23 +94,9 @@ Var blockwise_shift_scale(const ir::Node& node, const GridWeight& grid, const st
 }  // namespace
 
 void check_weight_target(const ir::Node& node, Target target) {
-  if (node.attrs.has(ir::attr::weight_quantizer) || node.attrs.has(ir::attr::bn_running_var)) {
-    fail(node, "the graph is prepared but not finalized (weight fake-quantizer or fused "
-               "BatchNorm still in place); export the model LinearQuantizer::finalize() returns");
-  }
+  // Finalized metadata and the bit width are checked by graph_export::check_finalized.
   if (!node.attrs.has(ir::attr::weight_scale)) return;
-  for (const char* key :
-       {ir::attr::weight_zero_point, ir::attr::weight_axis, ir::attr::weight_quant_min,
-        ir::attr::weight_quant_max, ir::attr::weight_bits}) {
-    if (!node.attrs.has(key)) {
-      fail(node, std::string("quantized weight without '") + key + "' metadata");
-    }
-  }
   const int64_t bits = node.attrs.i(ir::attr::weight_bits);
-  if (bits != 8 && bits != 4) {
-    fail(node, "weights quantized to " + std::to_string(bits) + " bits cannot be exported "
-               "(Core ML stores 8-bit and, from iOS18, 4-bit weights)");
-  }
   if (bits == 4 && target < Target::iOS18) {
     fail(node, "its weight is quantized to 4 bits, which Core ML supports from iOS18 "
                "(constexpr_blockwise_shift_scale with int4 data); " + to_string(target) +
