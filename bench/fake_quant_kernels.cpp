@@ -136,7 +136,8 @@ void register_all() {
             [module](const at::Tensor& x) mutable { return module->forward(x); }, select);
       }
       // LSQ with the qparams this tensor's observer gives, observer off (learning phase); the
-      // affine variant also learns the zero point.
+      // affine variant also learns the zero point. The fused kernels on both kernel sets, and
+      // the composite of ATen operators they reproduce.
       for (const QuantizationScheme scheme :
            {QuantizationScheme::symmetric, QuantizationScheme::affine}) {
         FakeQuantizeOptions learnable_options = options;
@@ -146,9 +147,25 @@ void register_all() {
         if (learnable_options.per_channel()) learnable->set_channels(input.size(0));
         learnable->forward(input);
         learnable->disable_observer();
-        add(std::string("linquant_learnable_") + to_string(scheme),
-            [learnable](const at::Tensor& x) mutable { return learnable->forward(x); }, {},
-            {learnable->scale, learnable->zero_point});
+        const std::vector<at::Tensor> parameters = {learnable->scale, learnable->zero_point};
+        const std::string name = std::string("linquant_learnable_") + to_string(scheme);
+        for (const KernelIsa isa : {KernelIsa::scalar, KernelIsa::avx2}) {
+          if (!kernel_isa_available(isa)) continue;
+          add(
+              name + "_" + to_string(isa),
+              [learnable](const at::Tensor& x) mutable { return learnable->forward(x); },
+              [isa] { set_kernel_isa(isa); }, parameters);
+        }
+        const at::Tensor learned_scale = learnable->scale;
+        const at::Tensor learned_zero_point = learnable->zero_point;
+        const int64_t axis = learnable_options.ch_axis;
+        add(
+            name + "_composite",
+            [=](const at::Tensor& x) {
+              return learnable_fake_quantize_composite(x, learned_scale, learned_zero_point, axis,
+                                                       range.quant_min, range.quant_max, scheme);
+            },
+            {}, parameters);
       }
     }
   }

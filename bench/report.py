@@ -132,6 +132,12 @@ def targets(kernel_ratios, step_ratios, pipeline_rows):
               kernel_ratios.get(f"linquant_observer_fake_quant_avx2/{tensor}/fwd"), 2.0)
         check(f"observer + fake quant fwd+bwd / ReLU fwd+bwd ({tensor})",
               kernel_ratios.get(f"linquant_observer_fake_quant_avx2/{tensor}/fwd_bwd"), 1.2)
+    for tensor in ("act4.7M", "weight1.2M"):
+        vanilla = kernel_ratios.get(f"linquant_fake_quant_avx2/{tensor}/fwd_bwd")
+        for scheme in ("symmetric", "affine"):
+            learnable = kernel_ratios.get(f"linquant_learnable_{scheme}_avx2/{tensor}/fwd_bwd")
+            check(f"learnable ({scheme}) fwd+bwd / fake quant fwd+bwd ({tensor})",
+                  learnable / vanilla if learnable and vanilla else None, 1.5)
     for model, r in step_ratios.items():
         check(f"{model}: QAT step / float step", r["qat_over_float"], 1.05)
         check(f"{model}: QAT step / fastest PyTorch FX QAT step", r["qat_over_fastest_fx"], 0.7)

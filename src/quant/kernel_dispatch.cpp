@@ -6,6 +6,7 @@
 #include <string>
 
 #include "fake_quantize_kernel_avx2.h"
+#include "learnable_kernel_avx2.h"
 #include "linquant/common/error.h"
 #include "linquant/quant/fake_quantize_kernel.h"
 
@@ -86,6 +87,23 @@ void relu_masked_gradient_span(const float* grad, const uint8_t* state, float* o
     avx2::relu_masked_gradient(grad, state, out, n);
   } else {
     relu_masked_gradient_reference(grad, state, out, n);
+  }
+}
+
+void learnable_forward_span(const float* x, float* y, int64_t n, const LearnableGrid& grid) {
+  if (kernel_isa() == KernelIsa::avx2) {
+    avx2::learnable_forward(x, y, n, grid);
+  } else {
+    learnable_forward_reference(x, y, n, grid);
+  }
+}
+
+void learnable_backward_span(const float* x, const float* grad_y, int64_t n,
+                             const LearnableGrid& grid, const LearnableGradients& out) {
+  if (kernel_isa() == KernelIsa::avx2) {
+    avx2::learnable_backward(x, grad_y, n, grid, out);
+  } else {
+    learnable_backward_reference(x, grad_y, n, grid, out);
   }
 }
 

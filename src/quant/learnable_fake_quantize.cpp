@@ -1,7 +1,8 @@
 // LSQ / LSQ+ fake quantization as coremltools' LearnableFakeQuantize computes it (reference
 // 4.2), op for op with ATen's own operators so that autograd produces the same gradients, sums
 // included, as the reference written with torch's Python operators
-// (tests/quant/learnable/make_learnable_golden.py).
+// (tests/quant/learnable/make_learnable_golden.py). The fused kernels
+// (learnable_fake_quantize_function.cpp) reproduce this composite bit for bit.
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -10,20 +11,6 @@
 #include "linquant/quant/fake_quantize.h"
 
 namespace linquant {
-namespace {
-
-// Value v, gradient times g: (v - v * g).detach() + v * g. The value may differ from v in
-// the last bit, as it does in the reference.
-at::Tensor scale_gradient(const at::Tensor& v, double g) {
-  const at::Tensor scaled = v * g;
-  return (v - scaled).detach() + scaled;
-}
-
-// Value round(v), gradient straight through.
-at::Tensor round_pass(const at::Tensor& v) { return (at::round(v) - v).detach() + v; }
-
-}  // namespace
-
 namespace learnable {
 
 at::Tensor along_axis(const at::Tensor& values, int64_t axis, int64_t rank) {
@@ -37,6 +24,19 @@ at::Tensor passthrough(const at::Tensor& x, const at::Tensor& scale, const at::T
                        int64_t axis) {
   return x + 0 * along_axis(scale, axis, x.dim()) + 0 * along_axis(zero_point, axis, x.dim());
 }
+
+double gradient_scale(const at::Tensor& x, int64_t axis, int64_t quant_max) {
+  const double per_scale =
+      static_cast<double>(x.numel()) / static_cast<double>(axis >= 0 ? x.size(axis) : 1);
+  return 1.0 / std::sqrt(per_scale * static_cast<double>(quant_max));
+}
+
+at::Tensor scale_gradient(const at::Tensor& v, double g) {
+  const at::Tensor scaled = v * g;
+  return (v - scaled).detach() + scaled;
+}
+
+at::Tensor round_pass(const at::Tensor& v) { return (at::round(v) - v).detach() + v; }
 
 }  // namespace learnable
 
@@ -52,21 +52,19 @@ at::Tensor fake_quantize_by_division(const at::Tensor& x, const at::Tensor& scal
   return (t - z) * s + 0.0;
 }
 
-at::Tensor learnable_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
-                                   const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
-                                   int64_t quant_max, QuantizationScheme scheme) {
+at::Tensor learnable_fake_quantize_composite(const at::Tensor& x, const at::Tensor& scale,
+                                             const at::Tensor& zero_point, int64_t axis,
+                                             int64_t quant_min, int64_t quant_max,
+                                             QuantizationScheme scheme) {
   if (x.numel() == 0) return learnable::passthrough(x, scale, zero_point, axis);
-  const double per_scale =
-      static_cast<double>(x.numel()) / static_cast<double>(axis >= 0 ? x.size(axis) : 1);
-  const double g = 1.0 / std::sqrt(per_scale * static_cast<double>(quant_max));
+  const double g = learnable::gradient_scale(x, axis, quant_max);
   const bool symmetric = scheme == QuantizationScheme::symmetric;
-  const at::Tensor s = scale_gradient(learnable::along_axis(scale, axis, x.dim()), g);
-  at::Tensor z = round_pass(learnable::along_axis(zero_point, axis, x.dim()));
-  if (!symmetric) z = scale_gradient(z, g);
-  // Signed symmetric ranges have zero point 0: it does not enter at all.
-  const bool with_zero_point = !(symmetric && quant_min < 0);
+  const at::Tensor s = learnable::scale_gradient(learnable::along_axis(scale, axis, x.dim()), g);
+  at::Tensor z = learnable::round_pass(learnable::along_axis(zero_point, axis, x.dim()));
+  if (!symmetric) z = learnable::scale_gradient(z, g);
+  const bool with_zero_point = learnable::zero_point_enters(scheme, quant_min);
   at::Tensor t = with_zero_point ? x / s + z : x / s;
-  t = at::clamp(round_pass(t), quant_min, quant_max);
+  t = at::clamp(learnable::round_pass(t), quant_min, quant_max);
   return with_zero_point ? (t - z) * s : t * s;
 }
 

@@ -11,9 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "linquant/quant/fake_quantize_kernel.h"
 #include "float_bits.h"
+#include "linquant/quant/fake_quantize_kernel.h"
 #include "linquant/quant/kernel_dispatch.h"
+#include "linquant/quant/learnable_kernel.h"
 
 namespace linquant {
 namespace {
@@ -152,6 +153,48 @@ TEST_F(Avx2Kernels, ReluKernelsMatchReference) {
     relu_masked_gradient_span(grad.data(), want_state.data(), got_grad.data(), size);
     for (int64_t i = 0; i < size; ++i) {
       ASSERT_EQ(float_bits(got_grad[i]), float_bits(want_grad[i])) << grad[i] << " state " << int(want_state[i]);
+    }
+  }
+}
+
+// Equal bits, or both NaN: the learnable arithmetic turns infinities into NaN (inf - inf in
+// the straight-through round), whose payload follows operand order, as in ATen.
+bool same_float(float a, float b) {
+  return float_bits(a) == float_bits(b) || (std::isnan(a) && std::isnan(b));
+}
+
+TEST_F(Avx2Kernels, LearnableKernelsMatchReference) {
+  std::mt19937 rng(17);
+  // scale, zero point, whether it enters, range: signed symmetric, unsigned symmetric, affine
+  // (the zero point after the gradient identities may be off the integers by an ulp).
+  const LearnableGrid grids[] = {{0.1f, 0.0f, false, -128.0f, 127.0f},
+                                 {0.0371f, 128.0f, true, 0.0f, 255.0f},
+                                 {0.25f, 3.0000002f, true, 0.0f, 15.0f},
+                                 {1.0f, 0.0f, false, -8.0f, 7.0f},
+                                 {kQParamsEps, -5.0f, true, -128.0f, 127.0f}};
+  for (const LearnableGrid& grid : grids) {
+    for (int64_t n = 0; n <= 40; ++n) {
+      const std::vector<float> x = tricky_values(n, grid.scale, rng);
+      const std::vector<float> grad_y = tricky_values(n, 1.0f, rng);
+      std::vector<float> want_y(n), got_y(n);
+      learnable_forward_reference(x.data(), want_y.data(), n, grid);
+      learnable_forward_span(x.data(), got_y.data(), n, grid);
+      std::vector<std::vector<float>> want(5, std::vector<float>(n));
+      std::vector<std::vector<float>> got(5, std::vector<float>(n));
+      const auto outputs = [](std::vector<std::vector<float>>& v) {
+        return LearnableGradients{v[0].data(), v[1].data(), v[2].data(), v[3].data(), v[4].data()};
+      };
+      learnable_backward_reference(x.data(), grad_y.data(), n, grid, outputs(want));
+      learnable_backward_span(x.data(), grad_y.data(), n, grid, outputs(got));
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_TRUE(same_float(got_y[i], want_y[i]))
+            << "y: x=" << x[i] << " i=" << i << " scale=" << grid.scale;
+        for (size_t k = 0; k < 5; ++k) {
+          ASSERT_TRUE(same_float(got[k][i], want[k][i]))
+              << "gradient output " << k << ": x=" << x[i] << " grad=" << grad_y[i] << " i=" << i
+              << " scale=" << grid.scale;
+        }
+      }
     }
   }
 }

@@ -98,9 +98,18 @@ at::Tensor fake_quantize_observed_rows(const at::Tensor& x, int64_t quant_min, i
 // for affine, the zero point's) gradient scaled by g = 1 / sqrt(elements per scale * qmax),
 // straight-through rounding, clamp to [quant_min, quant_max]. The zero point enters only for
 // affine and unsigned symmetric ranges.
+// Float32 inputs run through fused kernels (one pass each way, AVX2 or scalar) that give the
+// composite's bits, parameter gradients included; other inputs run the composite.
 at::Tensor learnable_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                                    const at::Tensor& zero_point, int64_t axis, int64_t quant_min,
                                    int64_t quant_max, QuantizationScheme scheme);
+
+// The same as a composite of ATen operators, exactly as reference 4.2 writes it: what the
+// fused kernels are tested and benchmarked against.
+at::Tensor learnable_fake_quantize_composite(const at::Tensor& x, const at::Tensor& scale,
+                                             const at::Tensor& zero_point, int64_t axis,
+                                             int64_t quant_min, int64_t quant_max,
+                                             QuantizationScheme scheme);
 
 // The value of learnable_fake_quantize with fixed parameters (no gradient scaling): clamp(
 // round(x / scale + zero_point)) - zero_point, times scale. What finalize() freezes a learnable

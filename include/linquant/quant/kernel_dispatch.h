@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "linquant/quant/learnable_kernel.h"
 #include "linquant/quant/qparams.h"
 
 namespace linquant {
@@ -33,5 +34,10 @@ void relu_fake_quantize_span(const float* x, float* y, uint8_t* state, int64_t n
 bool relu_finite_min_max_span(const float* x, int64_t n, float cap, float* min_val,
                               float* max_val);
 void relu_masked_gradient_span(const float* grad, const uint8_t* state, float* out, int64_t n);
+
+// As learnable_forward_reference / learnable_backward_reference (learnable_kernel.h).
+void learnable_forward_span(const float* x, float* y, int64_t n, const LearnableGrid& grid);
+void learnable_backward_span(const float* x, const float* grad_y, int64_t n,
+                             const LearnableGrid& grid, const LearnableGradients& out);
 
 }  // namespace linquant
