@@ -120,7 +120,17 @@ def pipeline_table(rows):
     return lines
 
 
-def targets(kernel_ratios, step_ratios, pipeline_rows):
+def quantize_table(rows):
+    lines = ["| model | input | steps x batch | first step after s | steps/s | wall s | peak MiB |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['input']} | {r['steps']} x {r['batch']} | "
+                     f"{r['first_step_s']:.2f} | {r['steps_per_s']:.2f} | {r['wall_s']:.1f} | "
+                     f"{r['peak_rss_mib']:.0f} |")
+    return lines
+
+
+def targets(kernel_ratios, step_ratios, pipeline_rows, quantize_rows=()):
     checks = []
 
     def check(name, value, limit):
@@ -145,6 +155,12 @@ def targets(kernel_ratios, step_ratios, pipeline_rows):
     for r in pipeline_rows:
         if r["model"] == "resnet50":
             check("resnet50: prepare + finalize + export seconds", r["prepare_finalize_export_s"], 5.0)
+    for r in quantize_rows:
+        if r["input"] == "3,224,224":
+            check(f"linquant quantize {r['model']} at {r['input']}: peak MiB",
+                  r["peak_rss_mib"], 2048)
+            check(f"linquant quantize {r['model']} at {r['input']}: s to the first step",
+                  r["first_step_s"], 2.0)
     lines = ["| target | measured | limit | met |", "|---|---:|---:|---|"]
     for c in checks:
         value = "-" if c["value"] is None else f"{c['value']:.2f}"
@@ -159,7 +175,9 @@ def main():
     kernel_lines, kernel_ratios = kernel_table(kernel_times(os.path.join(results, "kernels.json")))
     step_lines, step_ratios = step_table(step_summary(load_jsonl(os.path.join(results, "train_steps.jsonl"))))
     pipeline_rows = load_jsonl(os.path.join(results, "pipeline.jsonl"))
-    target_lines, checks = targets(kernel_ratios, step_ratios, pipeline_rows)
+    quantize_path = os.path.join(results, "quantize.jsonl")
+    quantize_rows = load_jsonl(quantize_path) if os.path.exists(quantize_path) else []
+    target_lines, checks = targets(kernel_ratios, step_ratios, pipeline_rows, quantize_rows)
     machine = {}
     if os.path.exists(os.path.join(results, "machine.json")):
         with open(os.path.join(results, "machine.json")) as source:
@@ -173,6 +191,9 @@ def main():
     print("\n".join(step_lines))
     print("\nFrom a TorchScript file to a W8A8 Core ML package (iOS17):\n")
     print("\n".join(pipeline_table(pipeline_rows)))
+    if quantize_rows:
+        print("\n`linquant quantize` end to end (Fashion-MNIST resized per batch):\n")
+        print("\n".join(quantize_table(quantize_rows)))
     print("\nTargets:\n")
     print("\n".join(target_lines))
     if machine:
@@ -180,7 +201,8 @@ def main():
               f"{[round(x, 2) for x in machine['loadavg_after']]}")
     with open(os.path.join(results, "summary.json"), "w") as out:
         json.dump({"machine": machine, "kernel_ratios": kernel_ratios, "steps": step_ratios,
-                   "pipeline": pipeline_rows, "targets": checks}, out, indent=1)
+                   "pipeline": pipeline_rows, "quantize": quantize_rows, "targets": checks},
+                  out, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs all linquant benchmarks on this machine and prints the results table (bench/report.py):
 # fake-quant kernels against ReLU, training steps (LibTorch float, linquant QAT, PyTorch 1.13
-# float and FX QAT on the same networks, batch sizes and 2 threads), peak memory, and the
-# prepare/finalize/Core ML export times. Raw results and summary.json go to bench/results/.
+# float and FX QAT on the same networks, batch sizes and 2 threads), peak memory, the
+# prepare/finalize/Core ML export times, and `linquant quantize` end to end (time to the first
+# step, steps/s, peak memory). Raw results and summary.json go to bench/results/.
 #
 #   bash bench/run.sh            full run (ImageNet models at 3x224x224, batch 32): ~25 min
 #   bash bench/run.sh --quick    smoke run (3x64x64, few steps, one repetition): ~3 min
@@ -73,6 +74,15 @@ train mobilenet_v2 "32,3,$size,$size" "$big_steps" "$big_repetitions"
 for model in resnet18 resnet50 mobilenet_v2; do
   echo "== $model prepare, finalize, export" >&2
   "$bin/linquant_bench_pipeline" "$models/$model.pt" --input "3,$size,$size" >> "$out/pipeline.jsonl"
+done
+
+# The command line end to end: data streaming and resizing per batch, time to the first step.
+rm -f "$out"/quantize.jsonl
+bash scripts/build.sh linquant_cli >&2
+for shape in 3,64,64 3,224,224; do
+  echo "== linquant quantize resnet18 at $shape, 20 steps of batch 8" >&2
+  /usr/bin/python3 bench/quantize_run.py "$build_dir/src/apps/linquant" "$models/resnet18.pt" \
+    "$shape" 20 8 >> "$out/quantize.jsonl"
 done
 
 /usr/bin/python3 bench/report.py "$out"

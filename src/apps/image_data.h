@@ -23,10 +23,17 @@ struct IdxFiles {
 IdxFiles find_idx_files(const std::string& dir);
 
 struct ImageSet {
-  at::Tensor images;  // float32 [N, C, H, W]
+  at::Tensor images;  // float32 [N, C, H, W], as read (and normalized)
   at::Tensor labels;  // int64 [N]
+  // The model input C, H, W that batches are adapted to (adapt_images); empty: the images'.
+  std::vector<int64_t> input_shape;
+
   int64_t size() const { return labels.size(0); }
   int64_t num_classes() const;
+  // The images at `index` (int64 [B]) or in [begin, end), as model inputs: only the batch is
+  // resized and channel-repeated, so memory stays proportional to the batch size.
+  at::Tensor batch(const at::Tensor& index) const;
+  at::Tensor range(int64_t begin, int64_t end) const;
 };
 
 // One split in [0, 1] (DataError for missing, truncated or wrong-magic files).
@@ -40,8 +47,9 @@ struct Normalization {
 Normalization measure_normalization(const at::Tensor& images);
 void normalize_in_place(ImageSet& set, const Normalization& normalization);
 
-// Repeats single-channel images to `channels` and resizes them (bilinear) to height x width,
-// so a data set can feed a model with another input shape. No-op when they already match.
+// Makes batches of single-channel images repeated to `channels` and resized (bilinear) to
+// height x width, so a data set can feed a model with another input shape. Nothing is
+// computed here; DataError when the channels cannot be repeated.
 void adapt_images(ImageSet& set, int64_t channels, int64_t height, int64_t width);
 
 // The first `count` items (all if count <= 0 or larger than the set).

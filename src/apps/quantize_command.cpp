@@ -86,7 +86,7 @@ void calibrate(LinearQuantizer& quantizer, GraphModule model, const ImageSet& da
     const at::Tensor order = epoch_order(data.size(), o.seed, epoch);
     const at::Tensor index = order.slice(0, begin, std::min(data.size(), begin + o.batch_size));
     quantizer.step();
-    model->forward(data.images.index_select(0, index));
+    model->forward(data.batch(index));
     seen += index.size(0);
     bar.update(step + 1, seen, "");
   }
@@ -136,7 +136,8 @@ void train_steps(LinearQuantizer& quantizer, GraphModule model, const ImageSet& 
       // A partial last epoch: a random subset of `steps` batches.
       const at::Tensor pick =
           epoch_order(data.size(), o.seed + 1, epoch).slice(0, 0, steps * o.batch_size);
-      epoch_data = {data.images.index_select(0, pick), data.labels.index_select(0, pick)};
+      epoch_data.images = data.images.index_select(0, pick);
+      epoch_data.labels = data.labels.index_select(0, pick);
     }
     train_epoch(forward, cross_entropy_fn(), optimizer, epoch_data, args, nullptr);
     done += steps;
@@ -185,7 +186,7 @@ int run_quantize(const QuantizeOptions& o) {
   timer.start("prepare");
   torch::manual_seed(o.seed);
   std::unique_ptr<LinearQuantizer> quantizer = make_quantizer(source, config);
-  GraphModule model = quantizer->prepare({train.images.slice(0, 0, 1)});
+  GraphModule model = quantizer->prepare({train.range(0, 1)});
 
   timer.start(o.calibrate ? "calibration" : "QAT training");
   if (o.calibrate)
@@ -203,7 +204,7 @@ int run_quantize(const QuantizeOptions& o) {
     fq->disable_observer();
   }
   const EvalStats fake_quant =
-      evaluate(prepared_forward, cross_entropy_fn(), test, 256, "  test (fake quant)");
+      evaluate(prepared_forward, cross_entropy_fn(), test, o.batch_size, "  test (fake quant)");
   for (auto& [fq, on] : observers) fq->enable_observer(on);
 
   timer.start("finalize");
@@ -211,7 +212,7 @@ int run_quantize(const QuantizeOptions& o) {
   timer.start("evaluation");
   const Forward final_forward = [&](const at::Tensor& x) { return finalized->forward(x); };
   const EvalStats final_eval =
-      evaluate(final_forward, cross_entropy_fn(), test, 256, "  test (finalized)");
+      evaluate(final_forward, cross_entropy_fn(), test, o.batch_size, "  test (finalized)");
 
   timer.start("save");
   char metadata[256];

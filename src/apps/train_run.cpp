@@ -301,7 +301,7 @@ int run_train(const TrainOptions& options) {
   config = with_milestones(config, milestones);
   result.milestones_steps.assign(milestones.begin(), milestones.end());
   LinearQuantizer quantizer(model, config);
-  const at::Tensor example = train.images.slice(0, 0, 1);
+  const at::Tensor example = train.range(0, 1);
   GraphModule qmodel = quantizer.prepare({example});
   const Forward qat_forward = [&](const at::Tensor& x) { return qmodel->forward(x); };
   torch::optim::Adam qat_optimizer(qmodel->parameters(),

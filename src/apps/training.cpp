@@ -83,7 +83,7 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
   for (int64_t step = args.first_step; step < steps; ++step) {
     const at::Tensor index =
         order.slice(0, step * args.batch_size, std::min(size, (step + 1) * args.batch_size));
-    const at::Tensor images = data.images.index_select(0, index);
+    const at::Tensor images = data.batch(index);
     const at::Tensor labels = data.labels.index_select(0, index);
     if (args.before_step) args.before_step();
     optimizer.zero_grad();
@@ -148,7 +148,7 @@ EvalStats evaluate(const Forward& forward, const LossFn& loss_fn, const ImageSet
   for (int64_t step = 0; step < steps; ++step) {
     const int64_t begin = step * batch_size, end = std::min(size, begin + batch_size);
     const at::Tensor labels = data.labels.slice(0, begin, end);
-    const at::Tensor output = forward(data.images.slice(0, begin, end));
+    const at::Tensor output = forward(data.range(begin, end));
     if (step == 0) check_output(output, data);
     // Weighted by batch size so the last, smaller batch counts right.
     loss_sum += loss_fn(output, labels).item<double>() * static_cast<double>(end - begin);
