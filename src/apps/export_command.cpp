@@ -28,6 +28,7 @@ struct ExportOptions {
   std::string input_shape;  // N,C,H,W; required for TorchScript
   std::string output;
   int64_t opset = onnx::SaveOptions{}.opset;
+  std::string onnx_weights = "int8";
   int threads = 0;
 };
 
@@ -47,11 +48,13 @@ void write_model(const GraphModule& model, const std::filesystem::path& path,
   }
   onnx::SaveOptions options;
   options.opset = o.opset;
+  options.uint8_weights = o.onnx_weights == "uint8";
   onnx::save(model, path.string(), options);
 }
 
 std::string format_summary(const ExportOptions& o) {
-  if (is_onnx(o)) return "ONNX opset " + std::to_string(o.opset);
+  if (is_onnx(o))
+    return "ONNX opset " + std::to_string(o.opset) + ", " + o.onnx_weights + " weights";
   return coreml::to_string(coreml::parse_target(o.package.target)) + ", " + o.package.precision;
 }
 
@@ -141,6 +144,12 @@ Command add_export_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--opset", o->opset,
                   "ONNX operator set, 13 to 21 (21 for 4-bit weights); --format onnx only")
+      ->capture_default_str();
+  app->add_option("--onnx-weights", o->onnx_weights,
+                  "storage of 8-bit weights in ONNX: int8 (the usual QDQ form) or uint8 (zero "
+                  "point + 128: exact in ONNX Runtime on x86 CPUs without VNNI, whose int8 "
+                  "kernels saturate); --format onnx only")
+      ->check(CLI::IsMember({"int8", "uint8"}))
       ->capture_default_str();
   app->add_option("--input-shape", o->input_shape,
                   "input shape N,C,H,W (required for a TorchScript model; for a saved model, "

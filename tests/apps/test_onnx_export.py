@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 
 from conftest import check_refused, leftovers, run
 
@@ -97,3 +98,36 @@ def test_4bit_weights_need_opset_21(tutorial_torchscript, small_data, tmp_path):
                     "4.weight_zero_point"}
     x = np.zeros((1, 1, 28, 28), np.float32)
     assert ort_session(tmp_path / "w4.onnx").run(None, {"input": x})[0].shape == (1, 10)
+
+
+def dequantized_weights(path):
+    """(q - zero_point) * scale of every integer weight initializer, by weight name."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    weights = {}
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or not node.input[0].endswith("weight_quantized"):
+            continue
+        q, scale, zero_point = (inits[name] for name in node.input[:3])
+        shape = [1] * q.ndim
+        shape[0] = -1  # per output channel
+        weights[node.input[0]] = (q.dtype, (q.astype(np.int32) - zero_point.astype(np.int32)
+                                            .reshape(shape)) * scale.reshape(shape))
+    return weights
+
+
+def test_uint8_weight_storage(tutorial_torchscript, small_data, tmp_path):
+    saved = quantized(tutorial_torchscript, small_data, tmp_path)
+    for storage in ("int8", "uint8"):
+        done = run("export", saved, "--format", "onnx", "--onnx-weights", storage,
+                   "-o", tmp_path / f"{storage}.onnx")
+        assert done.returncode == 0, done.stderr
+        assert f"{storage} weights" in done.stdout
+    signed = dequantized_weights(tmp_path / "int8.onnx")
+    unsigned = dequantized_weights(tmp_path / "uint8.onnx")
+    assert sorted(signed) == sorted(unsigned) == ["0.weight_quantized", "4.weight_quantized"]
+    for name, (dtype, values) in unsigned.items():
+        assert dtype == np.uint8 and signed[name][0] == np.int8, name
+        np.testing.assert_array_equal(values, signed[name][1])  # the same weights
+    check_refused(run("export", saved, "--format", "onnx", "--onnx-weights", "int16",
+                      "-o", tmp_path / "bad.onnx"), tmp_path, "--onnx-weights")

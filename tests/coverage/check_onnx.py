@@ -1,6 +1,9 @@
 """Checks the ONNX side of one model of the coverage sweep: is MODEL_DIR/model.onnx (written by
 coverage_driver with linquant::onnx::save when the model's ops have an ONNX mapping) a valid
 ONNX model, and does ONNX Runtime compute from it what the finalized LibTorch model computed?
+The driver also writes model.uint8.onnx (8-bit weights stored as uint8); ONNX Runtime's integer
+kernels run that one on every CPU and model.onnx (int8 weights) where they are exact for int8
+weights (tests/support/onnxruntime_cpu.py).
 
   .venv/bin/python tests/coverage/check_onnx.py MODEL_DIR [MODEL_DIR...]
 
@@ -17,6 +20,8 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from onnxruntime_cpu import weight_storages  # noqa: E402
 from check_coverage import (StepFailed, batch_one_inputs, check_all, compare, load_pt,
                             read_json, step)
 
@@ -38,6 +43,7 @@ def check(model_dir):
         import onnxruntime as ort
 
         path = onnx_result["file"]
+        paths = {"int8": path, "uint8": onnx_result.get("uint8_file")}
 
         def validate():
             model = onnx.load(path)
@@ -46,25 +52,31 @@ def check(model_dir):
             report["nodes"] = len(model.graph.node)
         step("checker", validate)
 
-        def run():
+        def run(model_path):
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(model_path, options,
+                                           providers=["CPUExecutionProvider"])
             inputs, _ = batch_one_inputs(model_dir)
             feeds = {i.name: np.asarray(x) for i, x in zip(session.get_inputs(), inputs)}
             names = [o.name for o in session.get_outputs()]
             return dict(zip(names, session.run(None, feeds)))
-        got = step("onnxruntime", run)
         expected = step("reference", lambda: load_pt(
             os.path.join(model_dir, "finalized_output.pt")))
-        ok = step("compare", lambda: compare(got, expected, result, report))
-        steps = [o["max_steps"] for o in report["outputs"] if "max_steps" in o]
+        report["status"] = "pass"
+        steps = []
+        for storage in weight_storages():
+            if not paths[storage]:
+                raise StepFailed("precondition", f"the driver wrote no {storage}-weight model")
+            got = step("onnxruntime", lambda: run(paths[storage]))
+            ok = step("compare", lambda: compare(got, expected, result, report))
+            steps += [o["max_steps"] for o in report["outputs"] if "max_steps" in o]
+            if not ok and report["status"] == "pass":
+                report["status"] = "fail"
+                report["failed_step"] = "compare"
+                report["error"] = f"outputs outside their bounds ({storage} weights)"
         report["max_steps"] = max(steps) if steps else None
-        report["status"] = "pass" if ok else "fail"
-        if not ok:
-            report["failed_step"] = "compare"
-            report["error"] = "outputs outside their bounds"
     except StepFailed as e:
         report.update(status="error", failed_step=e.step, error=str(e))
     finally:

@@ -345,6 +345,10 @@ struct Driver {
                   result["onnx"] = {
                       {"file", linquant::onnx::save(finalized, (dir / "model.onnx").string(),
                                                     onnx_options)}};
+                  // The same with uint8 weights, whose integer kernels are exact on every CPU.
+                  onnx_options.uint8_weights = true;
+                  result["onnx"]["uint8_file"] = linquant::onnx::save(
+                      finalized, (dir / "model.uint8.onnx").string(), onnx_options);
                 } catch (const linquant::ExportError& e) {
                   result["onnx"] = {{"error", e.what()}};
                 }

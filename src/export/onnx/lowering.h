@@ -45,6 +45,7 @@ class Context {
   OnnxBuilder& builder() { return builder_; }
   int64_t opset() const { return options_.opset; }
   bool integer_bias() const { return options_.integer_bias; }
+  bool uint8_weights() const { return options_.uint8_weights; }
 
   // The float value of input k of `node`: the value itself, a DequantizeLinear of its own for
   // a quantized value (one per consumer: runtimes fuse each consumer with its DequantizeLinear),

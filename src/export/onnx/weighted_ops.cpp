@@ -48,8 +48,13 @@ std::string weight_value(const ir::Node& node, Context& context) {
     value =
         context.builder().add_floats(tensor_name, w.sizes().vec(), graph_export::float_vector(w));
   } else {
-    const GridWeight grid = graph_export::read_grid_weight(node, context.graph());
-    const ElementType type = weight_type(node, grid);
+    GridWeight grid = graph_export::read_grid_weight(node, context.graph());
+    ElementType type = weight_type(node, grid);
+    if (type == ElementType::Int8 && context.uint8_weights()) {
+      for (int32_t& q : grid.q) q += 128;
+      for (int32_t& z : grid.zero_point) z += 128;
+      type = ElementType::UInt8;
+    }
     const std::vector<int64_t> param_dims =
         grid.axis >= 0 ? std::vector<int64_t>{static_cast<int64_t>(grid.scale.size())}
                        : std::vector<int64_t>{};

@@ -247,6 +247,9 @@ json export_onnx(const fs::path& dir, const std::string& model_name, const std::
   json entry{{"model", model_name}, {"config", config}, {"opset", options.opset}};
   try {
     entry["file"] = linquant::onnx::save(graph, (dir / stem).string(), options);
+    options.uint8_weights = true;
+    entry["uint8_file"] = linquant::onnx::save(graph, (dir / (stem + ".uint8")).string(), options);
+    options.uint8_weights = false;
     options.integer_bias = false;
     entry["float_bias_file"] =
         linquant::onnx::save(graph, (dir / (stem + ".float_bias")).string(), options);

@@ -8,7 +8,9 @@ and the two op zoos; float and every finalized config), checked without trusting
   bit for bit: the graph is the finalized model;
 - ONNX Runtime runs each one against linquant's LibTorch output for the same input, with float
   biases and no graph optimization (Q/DQ executed as written) and with the default int32 biases
-  and ONNX Runtime's fusions (integer kernels). Both differ from LibTorch in the last bit of
+  and ONNX Runtime's fusions (integer kernels), for int8 and for uint8 weight storage; int8's
+  integer kernels only on CPUs where they are exact (tests/support/onnxruntime_cpu.py: on x86
+  without VNNI they saturate, which is ONNX Runtime's arithmetic, not the model's). Both differ from LibTorch in the last bit of
   some values: QuantizeLinear divides by the scale where PyTorch's fake quantization multiplies
   by its reciprocal, convolutions sum in another order, integer kernels requantize from int32;
   a value at a rounding boundary then lands one step away, and downstream layers carry it on.
@@ -20,12 +22,16 @@ and the two op zoos; float and every finalized config), checked without trusting
 """
 import json
 import os
+import sys
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "support"))
+from onnxruntime_cpu import weight_storages  # noqa: E402
 
 MAPPED = ["tutorial", "conv_bn_relu", "resnet18", "mobilenet_v2", "residual", "op_zoo_2d",
           "op_zoo_1d"]
@@ -131,10 +137,14 @@ def test_qdq_graph_as_written_matches_linquant(onnx_entries, exported_dir, key):
     check_outputs(entry, exported_dir, outputs, key[1] != "float")
 
 
-@pytest.mark.parametrize("key", CASES, ids=[f"{m}.{c}" for m, c in CASES])
+STORAGE_FILE = {"int8": "file", "uint8": "uint8_file"}
+KERNEL_CASES = [(m, c, s) for m, c in CASES for s in weight_storages()]
+
+
+@pytest.mark.parametrize("key", KERNEL_CASES, ids=[f"{m}.{c}.{s}" for m, c, s in KERNEL_CASES])
 def test_integer_kernels_match_linquant(onnx_entries, exported_dir, key):
-    entry = onnx_entries[key]
-    outputs = run(entry, exported_dir, entry["file"],
+    entry = onnx_entries[key[:2]]
+    outputs = run(entry, exported_dir, entry[STORAGE_FILE[key[2]]],
                   ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
     check_outputs(entry, exported_dir, outputs, key[1] != "float")
 
@@ -175,26 +185,33 @@ def exported_weighted_ops(model):
     return count
 
 
+@pytest.mark.parametrize("storage", ["int8", "uint8"])
 @pytest.mark.parametrize("model_name", ["tutorial", "resnet18", "mobilenet_v2"])
 def test_every_quantized_conv_and_linear_runs_an_integer_kernel(onnx_entries, tmp_path,
-                                                                 model_name):
+                                                                 model_name, storage):
     entry = onnx_entries[(model_name, "w8")]
+    path = entry[STORAGE_FILE[storage]]
     optimized = tmp_path / "optimized.onnx"
-    session(entry["file"], ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, str(optimized))
+    session(path, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, str(optimized))
     ops = [n.op_type for n in onnx.load(str(optimized)).graph.node]
     integer = sum(op in INTEGER_KERNELS for op in ops)
-    expected = exported_weighted_ops(onnx.load(entry["file"]))
+    expected = exported_weighted_ops(onnx.load(path))
     assert expected > 0
     assert integer == expected, f"{integer} integer kernels for {expected} quantized ops: {ops}"
     assert not {"Conv", "Gemm", "FusedConv", "FusedGemm"} & set(ops), ops
 
 
+@pytest.mark.parametrize("storage", ["int8", "uint8"])
 @pytest.mark.parametrize("key", [(m, c) for m, c in CASES if c != "float"],
                          ids=[f"{m}.{c}" for m, c in CASES if c != "float"])
 def test_integer_weights_give_back_the_finalized_weights(onnx_entries, weights_by_model,
-                                                         exported_dir, key):
+                                                         exported_dir, key, storage):
     entry = onnx_entries[key]
-    model = onnx.load(entry["file"])
+    model = onnx.load(entry[STORAGE_FILE[storage]])
+    if storage == "uint8":
+        # No signed 8-bit weights remain: they moved to uint8 with their zero points.
+        assert not [i.name for i in model.graph.initializer
+                    if i.data_type == onnx.TensorProto.INT8 and i.name.endswith("_quantized")]
     initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     weights = weights_by_model[key]
     assert weights

@@ -33,6 +33,13 @@ struct SaveOptions {
   // quantization step from linquant's own; false keeps float biases, computing exactly what
   // the finalized model computes, but ONNX Runtime then runs those ops in float.
   bool integer_bias = true;
+  // 8-bit signed weights stored as uint8 with every value and zero point moved up by 128 (the
+  // same dequantized weights). ONNX Runtime then runs its u8 x u8 kernels, which are exact on
+  // every x86 CPU; its u8 x s8 kernels, chosen for int8 weights, add pairs of products in 16
+  // bits with saturation on CPUs without VNNI (AVX2 only: AMD EPYC before Zen 4, Intel before
+  // Cascade Lake), which moves outputs by several quantization steps. int8 (false) is the
+  // usual QDQ form, which other runtimes (TensorRT) require and VNNI CPUs run fastest.
+  bool uint8_weights = false;
   // Replace an existing file at the destination; without it that is an error.
   bool overwrite = false;
   // Model input/output names; empty: the graph's value names. When given, one per graph
