@@ -66,12 +66,17 @@ at::Tensor FakeQuantizeImpl::forced_zero_point(const at::Tensor& zp) const {
   return at::full_like(zp, static_cast<double>(middle));
 }
 
+bool FakeQuantizeImpl::observes() const { return is_observer_enabled() && !options_.fixed_qparams; }
+
 void FakeQuantizeImpl::observe(const at::Tensor& x, std::optional<float> relu_cap) {
-  if (!is_observer_enabled() || options_.fixed_qparams) return;
+  if (observes()) record(activation_post_process->observe_range(x, relu_cap));
+}
+
+void FakeQuantizeImpl::record(const ObservedRange& range) {
   if (in_shared_pass_) {
-    observe_in_shared_pass(x, relu_cap);
+    record_in_shared_pass(range);
   } else {
-    activation_post_process->apply_range(activation_post_process->observe_range(x, relu_cap));
+    activation_post_process->apply_range(range);
   }
   auto [new_scale, new_zero_point] = activation_post_process->calculate_qparams();
   const at::NoGradGuard no_grad;
@@ -159,6 +164,22 @@ at::Tensor FakeQuantizeImpl::forward_after_relu(const at::Tensor& x, float cap) 
                             options_.range.quant_max, cap);
 }
 
+at::Tensor FakeQuantizeImpl::forward_after_add(const at::Tensor& a, const at::Tensor& b,
+                                               std::optional<float> relu_cap) {
+  const bool fusable =
+      a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && a.sizes() == b.sizes();
+  if (!fusable || is_learnable() || options_.per_channel() || !is_fake_quant_enabled()) {
+    const at::Tensor sum = at::add(a, b);
+    if (!relu_cap) return forward(sum);
+    return forward(std::isnan(*relu_cap) ? at::relu(sum) : at::hardtanh(sum, 0.0, *relu_cap));
+  }
+  const at::Tensor left = a.contiguous();
+  const at::Tensor right = b.contiguous();
+  if (observes()) record(activation_post_process->observe_sum_range(left, right, relu_cap));
+  return add_fake_quantize(left, right, scale, zero_point, options_.range.quant_min,
+                           options_.range.quant_max, relu_cap);
+}
+
 void FakeQuantizeImpl::begin_shared_pass() {
   in_shared_pass_ = true;
   pass_range_ = ObservedRange();
@@ -168,9 +189,8 @@ void FakeQuantizeImpl::begin_shared_pass() {
 
 void FakeQuantizeImpl::end_shared_pass() { in_shared_pass_ = false; }
 
-void FakeQuantizeImpl::observe_in_shared_pass(const at::Tensor& x,
-                                              std::optional<float> relu_cap) {
-  pass_range_.merge(activation_post_process->observe_range(x, relu_cap));
+void FakeQuantizeImpl::record_in_shared_pass(const ObservedRange& range) {
+  pass_range_.merge(range);
   const at::NoGradGuard no_grad;
   Observer& observer = activation_post_process;
   observer->min_val.resize_(pass_start_min_.sizes()).copy_(pass_start_min_);

@@ -1,6 +1,6 @@
-// The autograd functions behind fake_quantize() and relu_fake_quantize(): forward through the
-// kernels, backward multiplies the incoming gradient by the saved in-range mask
-// (straight-through estimator), and for the ReLU form also zeroes it where x <= 0.
+// The autograd functions behind fake_quantize(), relu_fake_quantize() and add_fake_quantize():
+// forward through the kernels, backward multiplies the incoming gradient by the saved in-range
+// mask (straight-through estimator), and for the ReLU forms also zeroes it where x <= 0.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
@@ -11,6 +11,7 @@
 #include "linquant/quant/fake_quantize.h"
 #include "linquant/quant/kernel_dispatch.h"
 #include "linquant/quant/parallel.h"
+#include "sum_blocks.h"
 
 namespace linquant {
 namespace {
@@ -38,12 +39,13 @@ std::vector<QParam> read_qparams(const at::Tensor& scale, const at::Tensor& zero
 }
 
 // dx from dy and the saved mask (bool: dy * mask; uint8 ReLU states: see
-// relu_masked_gradient_reference), followed by `inputs - 1` undefined gradients for the
-// function's other arguments.
+// relu_masked_gradient_reference) for the function's first `operands` arguments (an add's
+// two operands get the same gradient, as ATen's AddBackward passes it on with alpha 1), and
+// undefined gradients for the rest of its `inputs` arguments.
 template <typename MaskT>
 torch::autograd::variable_list masked_backward(
     torch::autograd::AutogradContext* ctx, const torch::autograd::variable_list& grads,
-    size_t inputs, void (*span)(const float*, const MaskT*, float*, int64_t)) {
+    size_t inputs, void (*span)(const float*, const MaskT*, float*, int64_t), size_t operands = 1) {
   const at::Tensor mask = ctx->get_saved_variables()[0];
   const at::Tensor grad = grads[0].to(at::kFloat).contiguous();
   at::Tensor grad_input = at::empty_like(grad);
@@ -54,7 +56,7 @@ torch::autograd::variable_list masked_backward(
     span(gp + begin, mp + begin, op + begin, end - begin);
   });
   torch::autograd::variable_list result(inputs);
-  result[0] = grad_input;
+  for (size_t k = 0; k < operands; ++k) result[k] = grad_input;
   return result;
 }
 
@@ -176,6 +178,54 @@ class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuanti
   }
 };
 
+// add, an optional ReLU / ReLU6, then per-tensor fake quantize: each block of the sum
+// (sum_blocks.h) is quantized while it is in L1, with the same kernels and mask as above.
+class AddFakeQuantizeFunction : public torch::autograd::Function<AddFakeQuantizeFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a,
+                            const at::Tensor& b, const at::Tensor& scale,
+                            const at::Tensor& zero_point, int64_t quant_min, int64_t quant_max,
+                            bool relu, double cap) {
+    const std::vector<QParam> qparams = read_qparams(scale, zero_point);
+    if (qparams.size() != 1) {
+      throw QuantError("add_fake_quantize: per-tensor quantization needs one scale, got " +
+                       std::to_string(qparams.size()));
+    }
+    at::Tensor y = at::empty(a.sizes(), a.options());
+    at::Tensor mask = at::empty(a.sizes(), a.options().dtype(relu ? at::kByte : at::kBool));
+    const float* ap = a.data_ptr<float>();
+    const float* bp = b.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    uint8_t* states = relu ? mask.data_ptr<uint8_t>() : nullptr;
+    bool* in_range = relu ? nullptr : mask.data_ptr<bool>();
+    const auto relu_cap = static_cast<float>(cap);
+    at::parallel_for(0, a.numel(), kParallelGrain, [&](int64_t begin, int64_t end) {
+      for_each_sum_block(ap + begin, bp + begin, end - begin,
+                         [&](const float* sum, int64_t offset, int64_t count) {
+                           const int64_t i = begin + offset;
+                           if (relu) {
+                             relu_fake_quantize_span(sum, yp + i, states + i, count, relu_cap,
+                                                     qparams[0], quant_min, quant_max);
+                           } else {
+                             fake_quantize_span(sum, yp + i, in_range + i, count, qparams[0],
+                                                quant_min, quant_max);
+                           }
+                         });
+    });
+    ctx->saved_data["relu"] = relu;
+    ctx->save_for_backward({mask});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    if (ctx->saved_data["relu"].toBool()) {
+      return masked_backward(ctx, grads, 8, relu_masked_gradient_span, 2);
+    }
+    return masked_backward(ctx, grads, 8, masked_gradient_span, 2);
+  }
+};
+
 void check_quant_range(int64_t quant_min, int64_t quant_max) {
   if (quant_min > quant_max) {
     throw QuantError("fake_quantize: quant_min " + std::to_string(quant_min) +
@@ -204,6 +254,18 @@ at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
   }
   return ReluFakeQuantizeFunction::apply(x, scale, zero_point, quant_min, quant_max,
                                          static_cast<double>(cap));
+}
+
+at::Tensor add_fake_quantize(const at::Tensor& a, const at::Tensor& b, const at::Tensor& scale,
+                             const at::Tensor& zero_point, int64_t quant_min, int64_t quant_max,
+                             std::optional<float> relu_cap) {
+  check_quant_range(quant_min, quant_max);
+  if (a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat || a.sizes() != b.sizes()) {
+    throw QuantError("add_fake_quantize needs float32 operands of one shape");
+  }
+  return AddFakeQuantizeFunction::apply(a.contiguous(), b.contiguous(), scale, zero_point,
+                                        quant_min, quant_max, relu_cap.has_value(),
+                                        static_cast<double>(relu_cap.value_or(0.0f)));
 }
 
 at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,

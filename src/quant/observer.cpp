@@ -13,9 +13,18 @@
 #include "linquant/common/warning.h"
 #include "linquant/quant/kernel_dispatch.h"
 #include "linquant/quant/parallel.h"
+#include "sum_blocks.h"
 
 namespace linquant {
 namespace {
+
+// Folds one part's range (has: the part had a finite value) into a running one (*any: so far).
+void merge_min_max(bool has, float lo, float hi, bool* any, float* min_val, float* max_val) {
+  if (!has) return;
+  *min_val = *any ? std::min(*min_val, lo) : lo;
+  *max_val = *any ? std::max(*max_val, hi) : hi;
+  *any = true;
+}
 
 // Min/max of the whole buffer by `span` (finite values of x, or of relu(x)): equal chunks per
 // thread, combined in chunk order.
@@ -34,13 +43,15 @@ bool parallel_min_max(const MinMaxSpan& span, const float* data, int64_t n, floa
     }
   });
   bool any = false;
-  for (int64_t c = 0; c < chunks; ++c) {
-    if (!has[c]) continue;
-    *min_val = any ? std::min(*min_val, lo[c]) : lo[c];
-    *max_val = any ? std::max(*max_val, hi[c]) : hi[c];
-    any = true;
-  }
+  for (int64_t c = 0; c < chunks; ++c) merge_min_max(has[c], lo[c], hi[c], &any, min_val, max_val);
   return any;
+}
+
+// The finite range of x[0, n), or of relu(x) capped at *relu_cap.
+bool span_min_max(const float* x, int64_t n, std::optional<float> relu_cap, float* min_val,
+                  float* max_val) {
+  return relu_cap ? relu_finite_min_max_span(x, n, *relu_cap, min_val, max_val)
+                  : finite_min_max_span(x, n, min_val, max_val);
 }
 
 // Finite min/max of each slice along axis; a slice without finite values gets has[c] = 0.
@@ -120,8 +131,7 @@ ObservedRange ObserverImpl::observe_range(const at::Tensor& input,
     float lo = 0.0f;
     float hi = 0.0f;
     const auto span = [&relu_cap](const float* data, int64_t n, float* span_lo, float* span_hi) {
-      return relu_cap ? relu_finite_min_max_span(data, n, *relu_cap, span_lo, span_hi)
-                      : finite_min_max_span(data, n, span_lo, span_hi);
+      return span_min_max(data, n, relu_cap, span_lo, span_hi);
     };
     if (parallel_min_max(span, x.data_ptr<float>(), x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
     return range;
@@ -134,6 +144,35 @@ ObservedRange ObserverImpl::observe_range(const at::Tensor& input,
     throw QuantError(message.str());
   }
   per_channel_min_max(x, axis, range.min, range.max, range.has);
+  return range;
+}
+
+ObservedRange ObserverImpl::observe_sum_range(const at::Tensor& a, const at::Tensor& b,
+                                              std::optional<float> relu_cap) const {
+  if (options_.per_channel()) throw QuantError("per-channel observers take the sum itself");
+  if (a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat || !a.is_contiguous() ||
+      !b.is_contiguous() || a.numel() != b.numel()) {
+    throw QuantError("observe_sum_range needs contiguous float32 operands of one size");
+  }
+  ObservedRange range;
+  if (a.numel() == 0) return range;
+  const float* a_data = a.data_ptr<float>();
+  const float* b_data = b.data_ptr<float>();
+  // Threads split a's buffer; b's part starts at the same offset.
+  const auto span = [&](const float* data, int64_t n, float* span_lo, float* span_hi) {
+    bool any = false;
+    for_each_sum_block(data, b_data + (data - a_data), n,
+                       [&](const float* sum, int64_t, int64_t count) {
+                         float lo = 0.0f;
+                         float hi = 0.0f;
+                         const bool has = span_min_max(sum, count, relu_cap, &lo, &hi);
+                         merge_min_max(has, lo, hi, &any, span_lo, span_hi);
+                       });
+    return any;
+  };
+  float lo = 0.0f;
+  float hi = 0.0f;
+  if (parallel_min_max(span, a_data, a.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
   return range;
 }
 

@@ -6,7 +6,9 @@
 
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "linquant/common/error.h"
@@ -115,6 +117,29 @@ std::vector<c10::IValue> values_of(std::vector<at::Tensor> tensors) {
                                   std::make_move_iterator(tensors.end()));
 }
 
+// A chain of nodes that runs as one fused quantizer call (run_graph).
+struct FusedChain {
+  size_t length = 0;  // nodes in the chain, the quantizer included; 0: no chain
+  bool add = false;
+  std::optional<float> relu_cap;
+};
+
+// add(a, b) of two tensors with alpha 1: the sum the fused kernels compute.
+bool adds_two_tensors(const ir::Node& node) {
+  if (node.inputs.size() != 2 || node.attrs.has("scalar")) return false;
+  if (!node.attrs.has("alpha")) return true;
+  const ir::AttributeValue& alpha = node.attrs.all().at("alpha");
+  if (const auto* i = std::get_if<int64_t>(&alpha)) return *i == 1;
+  if (const auto* f = std::get_if<double>(&alpha)) return *f == 1.0;
+  return false;
+}
+
+// Two float32 tensors of one shape (no broadcasting, no type promotion).
+bool same_shape_float32(const std::vector<at::Tensor>& operands) {
+  return operands.size() == 2 && operands[0].scalar_type() == at::kFloat &&
+         operands[1].scalar_type() == at::kFloat && operands[0].sizes() == operands[1].sizes();
+}
+
 }  // namespace
 
 std::vector<c10::IValue> run_node(const ir::Node& node, std::vector<c10::IValue> inputs,
@@ -193,34 +218,58 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
   };
   for (size_t k = 0; k < inputs.size(); ++k) store(graph.inputs()[k], inputs[k]);
 
-  // A ReLU (or ReLU6) whose only reader is the activation quantizer right after it runs fused
-  // with it (FakeQuantize::forward_after_relu, bit-identical): one pass over memory each way
-  // instead of three, and no ReLU output kept for the backward pass. Not while recording
-  // shapes, which wants every value.
-  auto fuses_with_next = [&](size_t n) {
-    if (context.record_only || shapes || n + 1 >= nodes.size()) return false;
-    const ir::Node& relu = nodes[n];
-    const ir::Node& next = nodes[n + 1];
-    return (relu.op == ir::Op::relu || relu.op == ir::Op::relu6) && relu.inputs.size() == 1 &&
-           next.op == ir::Op::fake_quantize && next.inputs.size() == 1 &&
-           next.inputs[0] == relu.outputs[0] &&
-           last_use[static_cast<size_t>(relu.outputs[0])] == n + 1;
+  // An activation quantizer runs fused with the elementwise ops that produce its input when
+  // nothing else reads their outputs: a ReLU / ReLU6 (FakeQuantize::forward_after_relu), a
+  // residual add, or an add then a ReLU (forward_after_add). Bit-identical to running them
+  // one by one, with one pass over memory each way and no intermediate kept for the backward
+  // pass. Not while recording shapes, which wants every value.
+  auto feeds_only_next = [&](size_t k) {
+    return k + 1 < nodes.size() && nodes[k].outputs.size() == 1 &&
+           nodes[k + 1].inputs.size() == 1 && nodes[k + 1].inputs[0] == nodes[k].outputs[0] &&
+           last_use[static_cast<size_t>(nodes[k].outputs[0])] == k + 1;
+  };
+  auto fused_chain = [&](size_t n) -> FusedChain {
+    if (context.record_only || shapes) return {};
+    FusedChain chain;
+    size_t k = n;
+    if (nodes[k].op == ir::Op::add) {
+      if (!adds_two_tensors(nodes[k]) || !feeds_only_next(k)) return {};
+      chain.add = true;
+      ++k;
+    }
+    if (nodes[k].op == ir::Op::relu || nodes[k].op == ir::Op::relu6) {
+      if (nodes[k].inputs.size() != 1 || !feeds_only_next(k)) return {};
+      chain.relu_cap = nodes[k].op == ir::Op::relu6 ? 6.0f : kReluUncapped;
+      ++k;
+    }
+    if (k == n || nodes[k].op != ir::Op::fake_quantize) return {};
+    chain.length = k - n + 1;
+    return chain;
   };
 
   for (size_t n = 0; n < nodes.size(); ++n) {
     const ir::Node& node = nodes[n];
-    if (fuses_with_next(n)) {
-      const ir::Node& quantize = nodes[n + 1];
-      const ir::ValueId input = node.inputs[0];
-      const at::Tensor value = read(node, input).toTensor();
-      store(quantize.outputs[0], for_node(quantize, [&] {
-              const float cap = node.op == ir::Op::relu6 ? 6.0f : kReluUncapped;
-              return context.quantizer(quantize, ir::attr::quantizer)
-                  ->forward_after_relu(value, cap);
-            }));
-      if (last_use[static_cast<size_t>(input)] == n) release(input);
-      ++n;
-      continue;
+    if (const FusedChain chain = fused_chain(n); chain.length > 0) {
+      const ir::Node& quantize = nodes[n + chain.length - 1];
+      std::vector<at::Tensor> operands;
+      for (ir::ValueId id : node.inputs) {
+        const c10::IValue& value = read(node, id);
+        if (value.isTensor()) operands.push_back(value.toTensor());
+      }
+      if (operands.size() == node.inputs.size() && (!chain.add || same_shape_float32(operands))) {
+        store(quantize.outputs[0], for_node(quantize, [&] {
+                FakeQuantize quantizer = context.quantizer(quantize, ir::attr::quantizer);
+                if (chain.add) {
+                  return quantizer->forward_after_add(operands[0], operands[1], chain.relu_cap);
+                }
+                return quantizer->forward_after_relu(operands[0], *chain.relu_cap);
+              }));
+        for (ir::ValueId id : node.inputs) {
+          if (last_use[static_cast<size_t>(id)] == n) release(id);
+        }
+        n += chain.length - 1;
+        continue;
+      }
     }
     std::vector<c10::IValue> node_inputs;
     node_inputs.reserve(node.inputs.size());

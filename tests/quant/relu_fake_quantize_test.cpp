@@ -10,24 +10,11 @@
 #include <cmath>
 #include <string>
 
-#include "float_bits.h"
 #include "linquant/quant/fake_quantize.h"
+#include "tensor_bits.h"
 
 namespace linquant {
 namespace {
-
-// Equal as bits, or both NaN (the payload of a NaN is not part of the contract).
-void expect_same_bits(const at::Tensor& got, const at::Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  const at::Tensor g = got.contiguous();
-  const at::Tensor w = want.contiguous();
-  const float* gp = g.data_ptr<float>();
-  const float* wp = w.data_ptr<float>();
-  for (int64_t i = 0; i < g.numel(); ++i) {
-    if (std::isnan(gp[i]) && std::isnan(wp[i])) continue;
-    ASSERT_EQ(float_bits(gp[i]), float_bits(wp[i])) << what << " element " << i << ": " << gp[i] << " vs " << wp[i];
-  }
-}
 
 at::Tensor tricky_input(int64_t seed, int64_t n) {
   at::manual_seed(seed);

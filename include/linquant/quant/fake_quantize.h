@@ -8,6 +8,8 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include <optional>
+
 #include "linquant/quant/fake_quantize_kernel.h"
 #include "linquant/quant/fake_quantize_options.h"
 #include "linquant/quant/observer.h"
@@ -28,6 +30,12 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   // pass (per-tensor float32 quantizers with fake quant on; the other cases take that
   // composite path).
   at::Tensor forward_after_relu(const at::Tensor& x, float cap = kReluUncapped);
+  // forward(at::add(a, b)), or with relu_cap forward of the ReLU (ReLU6) of the sum, bit for
+  // bit, without writing the sum to memory or keeping it for the backward pass (same-shape
+  // float32 operands, per-tensor quantizers with fake quant on; other cases take the composite
+  // path). A residual add and the quantizer after it.
+  at::Tensor forward_after_add(const at::Tensor& a, const at::Tensor& b,
+                               std::optional<float> relu_cap = std::nullopt);
 
   void enable_observer(bool on = true);
   void disable_observer() { enable_observer(false); }
@@ -62,11 +70,14 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   Observer activation_post_process{nullptr};
 
  private:
+  bool observes() const;
   void observe(const at::Tensor& x, std::optional<float> relu_cap);
+  // The observer update from one input's range, then scale and zero point from the state.
+  void record(const ObservedRange& range);
   // Observer on, fake quant on, per channel on axis 0, float32, not shared: one pass.
   bool fuses_observer_and_fake_quant(const at::Tensor& x) const;
   at::Tensor observe_and_fake_quantize_rows(const at::Tensor& x);
-  void observe_in_shared_pass(const at::Tensor& x, std::optional<float> relu_cap);
+  void record_in_shared_pass(const ObservedRange& range);
   at::Tensor learnable_forward(const at::Tensor& x);
   // The zero point the learnable forward pass uses (and calculate_qparams reports).
   at::Tensor forced_zero_point(const at::Tensor& zero_point) const;
@@ -124,5 +135,12 @@ at::Tensor fake_quantize_by_division(const at::Tensor& x, const at::Tensor& scal
 at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                               const at::Tensor& zero_point, int64_t quant_min,
                               int64_t quant_max, float cap = kReluUncapped);
+
+// fake_quantize(at::add(a, b), ...) per tensor in one pass, gradients of both operands
+// included, bit for bit; with relu_cap, of the ReLU (capped: hardtanh(·, 0, cap)) of the sum.
+// a and b: float32 tensors of one shape.
+at::Tensor add_fake_quantize(const at::Tensor& a, const at::Tensor& b, const at::Tensor& scale,
+                             const at::Tensor& zero_point, int64_t quant_min, int64_t quant_max,
+                             std::optional<float> relu_cap = std::nullopt);
 
 }  // namespace linquant

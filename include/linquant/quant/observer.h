@@ -47,6 +47,10 @@ class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
   ObservedRange observe_range(const at::Tensor& x,
                               std::optional<float> relu_cap = std::nullopt) const;
   void apply_range(const ObservedRange& range);
+  // observe_range(a + b, relu_cap) without writing a + b (per-tensor observers; contiguous
+  // float32 a and b of one size).
+  ObservedRange observe_sum_range(const at::Tensor& a, const at::Tensor& b,
+                                  std::optional<float> relu_cap = std::nullopt) const;
 
   // forward() for a per-channel observer on axis 0 and a contiguous float32 x, one channel
   // (row) at a time: each row is observed, and on_row gets the channel's new qparams on the
