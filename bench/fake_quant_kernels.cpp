@@ -6,7 +6,8 @@
 // Variants: ATen's own kernels (fake_quantize_per_*_affine and the fused observer + fake
 // quant PyTorch's default QAT uses), linquant's fake_quantize() without the observer, and
 // linquant's FakeQuantize module with its observer on; forward, and forward + backward.
-// Each linquant variant runs with the scalar reference kernels and with AVX2. The learnable
+// Each linquant variant runs with the scalar reference kernels and with AVX2. A residual
+// add + ReLU into a quantizer runs unfused and fused (default kernel set). The learnable
 // (LSQ) quantizer runs with its observer off, as while it learns; its backward pass also
 // computes the scale's (and zero point's) gradient.
 // bench/report.py turns the JSON output into ratios to ReLU.
@@ -134,6 +135,23 @@ void register_all() {
         FakeQuantize module(options);
         add("linquant_observer_fake_quant" + suffix,
             [module](const at::Tensor& x) mutable { return module->forward(x); }, select);
+      }
+      // A residual block's end, relu(x + shortcut) into an activation quantizer: the ops one
+      // by one (what the interpreter ran before fusing them), fused, and the float ops alone.
+      if (shape == Shape::activation) {
+        const at::Tensor shortcut = at::randn(input.sizes());
+        add("residual_add_relu",
+            [shortcut](const at::Tensor& x) { return at::relu(at::add(x, shortcut)); });
+        FakeQuantize unfused(options);
+        add("residual_add_relu_observer_fake_quant_unfused",
+            [unfused, shortcut](const at::Tensor& x) mutable {
+              return unfused->forward(at::relu(at::add(x, shortcut)));
+            });
+        FakeQuantize fused(options);
+        add("residual_add_relu_observer_fake_quant_fused",
+            [fused, shortcut](const at::Tensor& x) mutable {
+              return fused->forward_after_add(x, shortcut, kReluUncapped);
+            });
       }
       // LSQ with the qparams this tensor's observer gives, observer off (learning phase); the
       // affine variant also learns the zero point. The fused kernels on both kernel sets, and
