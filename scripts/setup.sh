@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libgloo-dev
   python3-torch python3-torchvision python3-venv python3-pip python3-numpy python3-yaml
   protobuf-compiler libprotobuf-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev zlib1g-dev

@@ -72,7 +72,8 @@ void FakeQuantizeImpl::observe(const at::Tensor& x, std::optional<float> relu_ca
   if (observes()) record(activation_post_process->observe_range(x, relu_cap));
 }
 
-void FakeQuantizeImpl::record(const ObservedRange& range) {
+void FakeQuantizeImpl::record(ObservedRange range) {
+  if (range_reducer_) range_reducer_(range);
   if (in_shared_pass_) {
     record_in_shared_pass(range);
   } else {

@@ -8,6 +8,7 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <optional>
 
 #include "linquant/quant/fake_quantize_kernel.h"
@@ -60,6 +61,14 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   // per-call updates; coremltools.md Appendix C item 5).
   void begin_shared_pass();
   void end_shared_pass();
+
+  // Data-parallel training: called with every range the observer is about to take in (empty
+  // when the input had no finite value), before it does, so that the ranks can combine their
+  // ranges into the one a single process would have seen (distributed::DataParallel). Every
+  // rank calls it for the same quantizers in the same order. Not called by the weight path
+  // that observes rows as it quantizes them: weights are the same on every rank.
+  using RangeReducer = std::function<void(ObservedRange& range)>;
+  void set_range_reducer(RangeReducer reducer) { range_reducer_ = std::move(reducer); }
   const FakeQuantizeOptions& options() const { return options_; }
 
   at::Tensor fake_quant_enabled;  // uint8 [1]
@@ -73,7 +82,7 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   bool observes() const;
   void observe(const at::Tensor& x, std::optional<float> relu_cap);
   // The observer update from one input's range, then scale and zero point from the state.
-  void record(const ObservedRange& range);
+  void record(ObservedRange range);
   // Observer on, fake quant on, per channel on axis 0, float32, not shared: one pass.
   bool fuses_observer_and_fake_quant(const at::Tensor& x) const;
   at::Tensor observe_and_fake_quantize_rows(const at::Tensor& x);
@@ -84,6 +93,7 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
 
   FakeQuantizeOptions options_;
   bool in_shared_pass_ = false;
+  RangeReducer range_reducer_;
   ObservedRange pass_range_;
   at::Tensor pass_start_min_, pass_start_max_;  // observer state when the pass began
 };

@@ -1,0 +1,114 @@
+#include "linquant/distributed/data_parallel.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <vector>
+
+#include "linquant/common/error.h"
+
+namespace linquant::distributed {
+namespace {
+
+void wait(const c10::intrusive_ptr<c10d::Work>& work) {
+  if (!work->wait()) throw Error("a collective operation was aborted");
+}
+
+}  // namespace
+
+void all_reduce_range(ObservedRange& range, int64_t channels, bool per_channel,
+                      c10d::ProcessGroup& group) {
+  const auto n = static_cast<int64_t>(range.empty() ? channels : range.min.size());
+  // One MAX all-reduce for both ends: row 0 holds -min, row 1 max; a channel without a finite
+  // value holds -inf in both, which any finite value replaces. Negation is exact.
+  constexpr float kNone = -std::numeric_limits<float>::infinity();
+  at::Tensor ends = at::full({2, n}, kNone, at::kFloat);
+  float* e = ends.data_ptr<float>();
+  for (int64_t c = 0; c < static_cast<int64_t>(range.min.size()); ++c) {
+    if (!range.has[static_cast<size_t>(c)]) continue;
+    e[c] = -range.min[static_cast<size_t>(c)];
+    e[n + c] = range.max[static_cast<size_t>(c)];
+  }
+  std::vector<at::Tensor> tensors = {ends};
+  wait(group.allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::MAX}));
+  e = tensors[0].data_ptr<float>();
+  ObservedRange combined;
+  bool any = false;
+  for (int64_t c = 0; c < n; ++c) {
+    const bool has = e[n + c] != kNone;
+    combined.min.push_back(has ? -e[c] : 0.0f);
+    combined.max.push_back(has ? e[n + c] : 0.0f);
+    combined.has.push_back(has ? 1 : 0);
+    any = any || has;
+  }
+  // Per tensor, "no finite value anywhere" is the empty range, as observe_range reports it.
+  range = any || per_channel ? combined : ObservedRange();
+}
+
+DataParallel::DataParallel(GraphModule model, c10::intrusive_ptr<c10d::ProcessGroup> group,
+                           DataParallelOptions options)
+    : model_(std::move(model)), group_(std::move(group)) {
+  if (!model_ || !group_) throw Error("DataParallel needs a model and a process group");
+  if (!options.synchronize_observers) return;
+  const auto& specs = model_->graph().quantizers();
+  for (auto [name, quantizer] : model_->quantizers()) {
+    const auto spec = specs.find(name);
+    if (spec == specs.end() || spec->second.is_weight) continue;
+    c10d::ProcessGroup* g = group_.get();
+    FakeQuantizeImpl* q = quantizer.get();
+    quantizer->set_range_reducer([g, q](ObservedRange& range) {
+      const at::Tensor& state = q->activation_post_process->min_val;
+      const bool per_channel = q->options().per_channel();
+      const int64_t channels = per_channel ? std::max<int64_t>(state.numel(), 1) : 1;
+      all_reduce_range(range, channels, per_channel, *g);
+    });
+  }
+}
+
+void DataParallel::broadcast_state() {
+  const at::NoGradGuard no_grad;
+  std::vector<at::Tensor> tensors;
+  for (const at::Tensor& p : model_->parameters()) tensors.push_back(p);
+  for (const at::Tensor& b : model_->buffers()) tensors.push_back(b);
+  // One broadcast per tensor keeps every dtype (flags, counters) as it is.
+  for (at::Tensor& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    at::Tensor data = t.detach();
+    std::vector<at::Tensor> one = {data.is_contiguous() ? data : data.contiguous()};
+    wait(group_->broadcast(one, c10d::BroadcastOptions{}));
+    if (!data.is_contiguous()) data.copy_(one[0]);
+  }
+}
+
+void DataParallel::average_gradients() {
+  const std::vector<at::Tensor> parameters = model_->parameters();
+  int64_t total = 0;
+  for (const at::Tensor& p : parameters) total += p.numel();
+  if (total == 0) return;
+  at::Tensor flat = at::zeros({total}, at::kFloat);
+  int64_t offset = 0;
+  for (const at::Tensor& p : parameters) {
+    if (p.grad().defined()) flat.narrow(0, offset, p.numel()).copy_(p.grad().reshape({-1}));
+    offset += p.numel();
+  }
+  std::vector<at::Tensor> tensors = {flat};
+  wait(group_->allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::SUM}));
+  tensors[0].div_(static_cast<double>(world_size()));
+  offset = 0;
+  for (const at::Tensor& p : parameters) {
+    const at::Tensor mean = tensors[0].narrow(0, offset, p.numel()).view(p.sizes());
+    if (p.grad().defined()) {
+      p.mutable_grad().copy_(mean);
+    } else {
+      p.mutable_grad() = mean.clone();
+    }
+    offset += p.numel();
+  }
+}
+
+int DataParallel::rank() const { return group_->getRank(); }
+int DataParallel::world_size() const { return group_->getSize(); }
+
+}  // namespace linquant::distributed
