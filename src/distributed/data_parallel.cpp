@@ -51,18 +51,24 @@ DataParallel::DataParallel(GraphModule model, c10::intrusive_ptr<c10d::ProcessGr
                            DataParallelOptions options)
     : model_(std::move(model)), group_(std::move(group)) {
   if (!model_ || !group_) throw Error("DataParallel needs a model and a process group");
+  if (options.synchronize_batch_norm) {
+    // The model keeps the group alive for as long as it keeps the reducers.
+    model_->set_batch_stats_reducer([group = group_](at::Tensor& sums) {
+      std::vector<at::Tensor> tensors = {sums};
+      wait(group->allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::SUM}));
+    });
+  }
   if (!options.synchronize_observers) return;
   const auto& specs = model_->graph().quantizers();
   for (auto [name, quantizer] : model_->quantizers()) {
     const auto spec = specs.find(name);
     if (spec == specs.end() || spec->second.is_weight) continue;
-    c10d::ProcessGroup* g = group_.get();
     FakeQuantizeImpl* q = quantizer.get();
-    quantizer->set_range_reducer([g, q](ObservedRange& range) {
+    quantizer->set_range_reducer([group = group_, q](ObservedRange& range) {
       const at::Tensor& state = q->activation_post_process->min_val;
       const bool per_channel = q->options().per_channel();
       const int64_t channels = per_channel ? std::max<int64_t>(state.numel(), 1) : 1;
-      all_reduce_range(range, channels, per_channel, *g);
+      all_reduce_range(range, channels, per_channel, *group);
     });
   }
 }

@@ -9,7 +9,8 @@
 
 namespace linquant::runtime {
 
-at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats) {
+at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats,
+                      const BatchStatsReducer* reducer) {
   // torch's momentum=None is a cumulative average; without a batch counter it is 0, as in
   // torch::nn::BatchNorm.
   double factor = state.momentum < 0.0 ? 0.0 : state.momentum;
@@ -18,6 +19,7 @@ at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use
     state.num_batches_tracked.add_(1);
     if (state.momentum < 0.0) factor = 1.0 / state.num_batches_tracked.item<double>();
   }
+  if (use_batch_stats && reducer) return sync_batch_norm(x, state, factor, *reducer);
   return at::batch_norm(x, state.weight, state.bias, state.running_mean, state.running_var,
                         use_batch_stats, factor, state.eps, /*cudnn_enabled=*/true);
 }
@@ -39,7 +41,8 @@ at::Tensor run_batch_norm(const ir::Node& node, const at::Tensor& x, const RunCo
   const BatchNormState state = batch_norm_state(node, context, "");
   // Only fused BatchNorm has a freeze flag: coremltools' freeze_bn_stats reaches the QAT
   // ConvBn modules, never a standalone BatchNorm.
-  return batch_norm(x, state, context.training && !context.record_only);
+  return batch_norm(x, state, context.training && !context.record_only,
+                    context.batch_stats_reducer);
 }
 
 }  // namespace linquant::runtime

@@ -56,7 +56,8 @@ at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunConte
   if (bias.defined()) y = y + bias.reshape(channel_shape(y));
 
   const bool frozen = context.freeze_bn.at(node.name).item<uint8_t>() != 0;
-  return batch_norm(y, bn, context.training && !frozen && !context.record_only);
+  return batch_norm(y, bn, context.training && !frozen && !context.record_only,
+                    context.batch_stats_reducer);
 }
 
 }  // namespace linquant::runtime

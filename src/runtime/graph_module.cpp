@@ -121,15 +121,20 @@ void GraphModuleImpl::check_runnable() {
     }
   }
   const runtime::RunContext context{graph_,        quantizers_, freeze_bn_, operations_,
-                                    is_training(), false};
+                                    is_training(), false,       nullptr};
   for (const ir::Node& node : graph_.nodes()) runtime::check_node(node, context);
 }
 
 std::vector<at::Tensor> GraphModuleImpl::run(const std::vector<at::Tensor>& inputs,
                                              bool record_only, const std::vector<bool>* keep,
                                              std::vector<c10::IValue>* kept) {
-  const runtime::RunContext context{graph_,        quantizers_, freeze_bn_, operations_,
-                                    is_training(), record_only};
+  const runtime::RunContext context{graph_,
+                                    quantizers_,
+                                    freeze_bn_,
+                                    operations_,
+                                    is_training(),
+                                    record_only,
+                                    batch_stats_reducer_ ? &batch_stats_reducer_ : nullptr};
   if (!record_only) {
     if (shared_update_ == SharedObserverUpdate::per_call) return runtime::run_graph(inputs, context);
     // Ends the shared passes also when a node throws.

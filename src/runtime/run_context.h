@@ -16,6 +16,7 @@
 
 #include "linquant/ir/graph.h"
 #include "linquant/quant/fake_quantize.h"
+#include "linquant/runtime/graph_module.h"
 
 namespace linquant::runtime {
 
@@ -29,6 +30,8 @@ struct RunContext {
   // Shape recording: quantizers, BatchNorm statistics and dropout are left alone so that the
   // run changes no state.
   bool record_only = false;
+  // Data-parallel BatchNorm statistics (GraphModuleImpl::set_batch_stats_reducer); null: local.
+  const BatchStatsReducer* batch_stats_reducer = nullptr;
 
   // The model tensor named by attribute `key` of `node`; throws linquant::Error naming both.
   const at::Tensor& tensor(const ir::Node& node, const std::string& key) const;
@@ -94,7 +97,13 @@ struct BatchNormState {
   // Negative: torch's momentum=None, a cumulative average over num_batches_tracked.
   double momentum = 0.1;
 };
-at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats);
+// With a reducer and batch statistics: sync_batch_norm.
+at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats,
+                      const BatchStatsReducer* reducer = nullptr);
+// Training-mode BatchNorm with the statistics of the whole data-parallel batch
+// (sync_batch_norm.cpp); `momentum` as at::batch_norm's.
+at::Tensor sync_batch_norm(const at::Tensor& x, const BatchNormState& state, double momentum,
+                           const BatchStatsReducer& reduce);
 // The state a node names in its attributes: "weight", "running_mean", "eps", ... after
 // `prefix` ("" for a batch_norm node, "bn_" for BatchNorm fused into conv/linear).
 BatchNormState batch_norm_state(const ir::Node& node, const RunContext& context,

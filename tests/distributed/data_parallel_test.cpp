@@ -3,9 +3,10 @@
 // - Observer sync is exact: two ranks fed the two halves of a batch end every step with the
 //   observer state (min/max, scale, zero point) of one observer fed the whole batch, bit for
 //   bit, for every observer kind, per tensor and per channel, NaN and infinities included.
-// - DataParallel: parameters broadcast from rank 0; averaged gradients and synchronized
-//   quantizers equal one process's on the whole batch within 1e-5 relative (only summation
-//   order and per-batch kernel blocking differ).
+// - DataParallel: parameters broadcast from rank 0; over SGD steps, parameters, averaged
+//   gradients, observers, quantizer parameters and (synchronized) BatchNorm statistics equal
+//   one process's on the whole batch within 1e-5 relative (only summation order and
+//   per-batch kernel blocking differ).
 #include "linquant/distributed/data_parallel.h"
 
 #include <ATen/ATen.h>
@@ -15,11 +16,14 @@
 #include <sys/socket.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/optim/sgd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -166,27 +170,60 @@ torch::nn::Sequential small_net() {
                                torch::nn::Linear(4 * 6 * 6, 3));
 }
 
-GraphModule prepared(LinearQuantizer& quantizer) {
-  return quantizer.prepare({at::zeros({2, 1, 8, 8})});
+// With BatchNorm, which prepare() fuses into a QAT Conv-BN.
+torch::nn::Sequential conv_bn_net() {
+  return torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3)),
+                               torch::nn::BatchNorm2d(4), torch::nn::ReLU(), torch::nn::Flatten(),
+                               torch::nn::Linear(4 * 6 * 6, 3));
 }
 
+// Within 1e-5 of the tensor's largest magnitude; below 1e-2 that magnitude is rounding noise
+// around zero (a conv bias right before BatchNorm has no gradient), compared absolutely.
 bool close(const at::Tensor& got, const at::Tensor& want) {
-  return at::allclose(got, want, 1e-5, 1e-5 * (want.abs().max().item<double>() + 1e-12));
+  const double magnitude = std::max(want.abs().max().item<double>(), 1e-2);
+  return at::allclose(got, want, 1e-5, 1e-5 * magnitude);
 }
 
-TEST(DataParallel, MatchesOneProcessOnTheWholeBatch) {
+// Model state worth comparing between the one-process run and the ranks.
+std::vector<std::pair<std::string, at::Tensor>> state_of(const GraphModule& model) {
+  std::vector<std::pair<std::string, at::Tensor>> state;
+  for (const auto& item : model->named_parameters()) {
+    state.emplace_back(item.key(), item.value().detach().clone());
+    state.emplace_back(item.key() + ".grad", item.value().grad().clone());
+  }
+  for (const auto& item : model->named_buffers()) {
+    state.emplace_back(item.key(), item.value().detach().clone());
+  }
+  return state;
+}
+
+// `steps` SGD steps of one process on the whole batch of 4 (rank 0's initial weights) against
+// two ranks on halves of it (rank 1 starting from other weights): after every step the
+// parameters, gradients and buffers (observers, quantizer parameters, BatchNorm statistics)
+// agree within 1e-5.
+void expect_ranks_match_one_process(const std::function<torch::nn::Sequential()>& make_net,
+                                    int steps) {
   at::manual_seed(42);
   const at::Tensor x = at::randn({4, 1, 8, 8});
   const at::Tensor target = at::randn({4, 3});
-  // One process, whole batch, rank 0's initial weights.
+  const auto train_step = [](GraphModule& model, torch::optim::SGD& optimizer,
+                             const at::Tensor& input, const at::Tensor& want,
+                             DataParallel* parallel) {
+    optimizer.zero_grad();
+    torch::nn::functional::mse_loss(model->forward(input), want).backward();
+    if (parallel) parallel->average_gradients();
+    optimizer.step();
+  };
   at::manual_seed(100);
-  LinearQuantizer reference_quantizer(small_net());
-  GraphModule reference = prepared(reference_quantizer);
+  LinearQuantizer reference_quantizer(make_net());
+  GraphModule reference = reference_quantizer.prepare({x});
   reference->train();
-  torch::nn::functional::mse_loss(reference->forward(x), target).backward();
-  std::vector<at::Tensor> want_grads;
-  for (const at::Tensor& p : reference->parameters()) want_grads.push_back(p.grad().clone());
-  std::vector<std::pair<std::string, FakeQuantize>> want_quantizers = reference->quantizers();
+  torch::optim::SGD reference_optimizer(reference->parameters(), 0.1);
+  std::vector<std::vector<std::pair<std::string, at::Tensor>>> expected;
+  for (int step = 0; step < steps; ++step) {
+    train_step(reference, reference_optimizer, x, target, nullptr);
+    expected.push_back(state_of(reference));
+  }
 
   std::mutex creation;
   run_ranks([&](int rank, const Group& group) {
@@ -197,34 +234,37 @@ TEST(DataParallel, MatchesOneProcessOnTheWholeBatch) {
       // is global, so the ranks take turns.
       const std::lock_guard<std::mutex> lock(creation);
       at::manual_seed(100 + static_cast<uint64_t>(rank));
-      quantizer = std::make_unique<LinearQuantizer>(small_net());
-      model = prepared(*quantizer);
+      quantizer = std::make_unique<LinearQuantizer>(make_net());
+      model = quantizer->prepare({x});
     }
     model->train();
     DataParallel parallel(model, group);
     EXPECT_EQ(parallel.rank(), rank);
     EXPECT_EQ(parallel.world_size(), kWorld);
     parallel.broadcast_state();
-    const auto reference_parameters = reference->parameters();
-    const auto parameters = model->parameters();
-    for (size_t k = 0; k < parameters.size(); ++k) {
-      EXPECT_TRUE(at::equal(parameters[k], reference_parameters[k])) << "parameter " << k;
-    }
-    const at::Tensor y = model->forward(x.narrow(0, 2 * rank, 2));
-    torch::nn::functional::mse_loss(y, target.narrow(0, 2 * rank, 2)).backward();
-    parallel.average_gradients();
-    for (size_t k = 0; k < parameters.size(); ++k) {
-      EXPECT_TRUE(close(parameters[k].grad(), want_grads[k]))
-          << "gradient " << k << " rank " << rank << ": " << parameters[k].grad() << " vs "
-          << want_grads[k];
-    }
-    const auto quantizers = model->quantizers();
-    ASSERT_EQ(quantizers.size(), want_quantizers.size());
-    for (size_t k = 0; k < quantizers.size(); ++k) {
-      EXPECT_TRUE(close(quantizers[k].second->scale, want_quantizers[k].second->scale))
-          << quantizers[k].first << " rank " << rank;
+    torch::optim::SGD optimizer(model->parameters(), 0.1);
+    for (int step = 0; step < steps; ++step) {
+      train_step(model, optimizer, x.narrow(0, 2 * rank, 2), target.narrow(0, 2 * rank, 2),
+                 &parallel);
+      const auto state = state_of(model);
+      ASSERT_EQ(state.size(), expected[static_cast<size_t>(step)].size());
+      for (size_t k = 0; k < state.size(); ++k) {
+        const auto& [name, want] = expected[static_cast<size_t>(step)][k];
+        ASSERT_EQ(state[k].first, name);
+        EXPECT_TRUE(close(state[k].second.to(at::kDouble), want.to(at::kDouble)))
+            << name << ", rank " << rank << " step " << step << ": " << state[k].second << " vs "
+            << want;
+      }
     }
   });
+}
+
+TEST(DataParallel, MatchesOneProcessOnTheWholeBatch) {
+  expect_ranks_match_one_process(small_net, 3);
+}
+
+TEST(DataParallel, SynchronizedBatchNormMatchesOneProcessOnTheWholeBatch) {
+  expect_ranks_match_one_process(conv_bn_net, 3);
 }
 
 }  // namespace

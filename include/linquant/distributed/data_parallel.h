@@ -21,11 +21,15 @@ struct DataParallelOptions {
   // observers). Off: each rank's observers see only its own shard, and broadcast_state() is
   // the only thing that aligns them.
   bool synchronize_observers = true;
+  // Training-mode BatchNorm (QAT Conv-BN included) normalizes with the statistics of the
+  // whole batch over all ranks, and updates its running statistics with them (torch's
+  // SyncBatchNorm): two small all-reduces per BatchNorm, one each way. Off: each rank's own.
+  bool synchronize_batch_norm = true;
 };
 
 class DataParallel {
  public:
-  // Installs the observer synchronization on `model`'s activation quantizers. Every rank must
+  // Installs the observer and BatchNorm synchronization on `model`. Every rank must
   // build the same model and call the methods below in the same order.
   DataParallel(GraphModule model, c10::intrusive_ptr<c10d::ProcessGroup> group,
                DataParallelOptions options = {});

@@ -8,6 +8,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,6 +25,11 @@ namespace linquant {
 // forward from the union of its inputs (linquant's default; coremltools.md Appendix C item 5),
 // or once per call as PyTorch and coremltools do (for bit-for-bit comparisons with them).
 enum class SharedObserverUpdate { once_per_forward, per_call };
+
+// Data-parallel BatchNorm (torch's SyncBatchNorm semantics): called with per-channel sums of
+// one BatchNorm on this rank (float64), which it must replace in place with their sums over
+// all ranks, so that every rank normalizes with the statistics of the whole batch.
+using BatchStatsReducer = std::function<void(at::Tensor& sums)>;
 
 class GraphModuleImpl : public torch::nn::Module {
  public:
@@ -51,6 +57,12 @@ class GraphModuleImpl : public torch::nn::Module {
   SharedObserverUpdate shared_observer_update() const { return shared_update_; }
   // For a weighted node with fused BatchNorm; throws linquant::Error for any other node.
   bool is_bn_frozen(const std::string& node_name) const;
+  // Training-mode BatchNorm (fused into conv/linear or standalone) from now on takes its
+  // batch statistics through `reducer` (distributed::DataParallel installs an all-reduce);
+  // an empty function goes back to each process's own batch.
+  void set_batch_stats_reducer(BatchStatsReducer reducer) {
+    batch_stats_reducer_ = std::move(reducer);
+  }
 
   // Runs the graph once without gradients and without touching module state (observers,
   // BatchNorm statistics, flags) and stores every tensor value's shape and dtype in
@@ -85,6 +97,7 @@ class GraphModuleImpl : public torch::nn::Module {
   // Quantizers used by more than one fake_quantize node.
   std::vector<FakeQuantize> shared_quantizers_;
   SharedObserverUpdate shared_update_ = SharedObserverUpdate::once_per_forward;
+  BatchStatsReducer batch_stats_reducer_;
 };
 TORCH_MODULE(GraphModule);
 
