@@ -1,10 +1,12 @@
 // Training-mode BatchNorm with the statistics of the whole data-parallel batch (torch's
-// SyncBatchNorm semantics). Forward: each rank's per-channel count * mean and
-// count * (variance + mean^2) (float64) are summed over the ranks by the reducer, giving the
-// global mean and biased variance; the running statistics move with those (the variance
-// unbiased by the global count). Backward: the two per-channel sums the input gradient needs,
-// sum(dy) and sum(dy * (x - mean)), are summed over the ranks the same way; the weight and
-// bias gradients stay local (DataParallel averages them with the others).
+// SyncBatchNorm semantics). Forward: each rank's per-channel sum(x) and sum(x^2), accumulated
+// in float64, are summed over the ranks by the reducer, giving the global mean and biased
+// variance; the running statistics move with those (the variance unbiased by the global
+// count). Backward: the two per-channel sums the input gradient needs, sum(dy) and
+// sum(dy * (x - mean)), are summed over the ranks the same way; the weight and bias gradients
+// stay local (DataParallel averages them with the others). Float64 sums of float32 values do
+// not depend on how the batch is split (to far below float32's resolution), so any split of a
+// batch over ranks, one rank included, gives the same statistics.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
@@ -36,11 +38,9 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const at::Tensor x = input.contiguous();
     const int64_t channels = x.size(1);
     const double count = static_cast<double>(x.numel() / channels);
-    const auto [local_var, local_mean] = at::var_mean(x, reduced_dims(x), /*unbiased=*/false);
-    const at::Tensor mean64 = local_mean.to(at::kDouble);
-    at::Tensor sums =
-        at::cat({mean64 * count, (local_var.to(at::kDouble) + mean64 * mean64) * count,
-                 at::full({1}, count, at::kDouble)});
+    const at::Tensor x64 = x.to(at::kDouble);
+    at::Tensor sums = at::cat({x64.sum(reduced_dims(x)), (x64 * x64).sum(reduced_dims(x)),
+                               at::full({1}, count, at::kDouble)});
     (*reduce)(sums);
     const double total = sums[2 * channels].item<double>();
     const at::Tensor mean = sums.slice(0, 0, channels) / total;
@@ -76,9 +76,9 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const std::vector<int64_t> shape = channel_shape(x);
     const int64_t channels = x.size(1);
     const at::Tensor xmu = x - mean.view(shape);
-    const at::Tensor sum_dy = g.sum(reduced_dims(x));
-    const at::Tensor sum_dy_xmu = (g * xmu).sum(reduced_dims(x));
-    at::Tensor sums = at::cat({sum_dy, sum_dy_xmu}).to(at::kDouble);
+    const at::Tensor g64 = g.to(at::kDouble);
+    const at::Tensor xmu64 = xmu.to(at::kDouble);
+    at::Tensor sums = at::cat({g64.sum(reduced_dims(x)), (g64 * xmu64).sum(reduced_dims(x))});
     (*reduce)(sums);
     const at::Tensor mean_dy = (sums.slice(0, 0, channels) / total).to(at::kFloat);
     const at::Tensor mean_dy_xmu = (sums.slice(0, channels, 2 * channels) / total).to(at::kFloat);
@@ -86,8 +86,11 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const at::Tensor grad_input =
         (g - mean_dy.view(shape) - xmu * (invstd * invstd * mean_dy_xmu).view(shape)) *
         scale.view(shape);
-    const at::Tensor grad_weight = weight.defined() ? sum_dy_xmu * invstd : at::Tensor();
-    const at::Tensor grad_bias = ctx->saved_data["has_bias"].toBool() ? sum_dy : at::Tensor();
+    // This rank's own sums for the parameters: DataParallel averages their gradients.
+    const at::Tensor grad_weight =
+        weight.defined() ? (g * xmu).sum(reduced_dims(x)) * invstd : at::Tensor();
+    const at::Tensor grad_bias =
+        ctx->saved_data["has_bias"].toBool() ? g.sum(reduced_dims(x)) : at::Tensor();
     return {grad_input, grad_weight, grad_bias, {}, {}, {}, {}, {}};
   }
 };
