@@ -11,7 +11,8 @@
 //   WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 data_parallel_qat OUT.pt
 //
 // Options: --steps N (20), --global-batch N (8), --timeout-seconds S (60: a dead or hung peer
-// stops the others after this), --exit-at-step N (test hook: this rank exits there at once).
+// stops the others after this), --exit-at-step N and --hang-at-step N (test hooks: this rank
+// exits there at once, or stops responding).
 #include <linquant/distributed/data_parallel.h>
 #include <linquant/distributed/launch.h>
 #include <linquant/linquant.h>
@@ -39,6 +40,7 @@ struct Options {
   int64_t global_batch = 8;
   int64_t timeout_seconds = 60;
   int64_t exit_at_step = -1;
+  int64_t hang_at_step = -1;
 };
 
 Options parse(int argc, char** argv) {
@@ -57,6 +59,8 @@ Options parse(int argc, char** argv) {
       o.timeout_seconds = value();
     } else if (arg == "--exit-at-step") {
       o.exit_at_step = value();
+    } else if (arg == "--hang-at-step") {
+      o.hang_at_step = value();
     } else if (o.out.empty() && arg.rfind("--", 0) != 0) {
       o.out = arg;
     } else {
@@ -100,6 +104,7 @@ int run(const Options& o) {
   std::vector<double> losses;
   for (int64_t step = 0; step < o.steps; ++step) {
     if (step == o.exit_at_step) std::_Exit(3);  // as a crashed worker would
+    while (step == o.hang_at_step) pause();     // as a deadlocked one would
     const int64_t first = step * o.global_batch + rank * batch;
     quantizer.step();
     optimizer.zero_grad();

@@ -5,8 +5,8 @@
 // runs the same data-parallel path as a world of one, so its BatchNorm statistics come from the
 // same float64 sums; against ATen's own BatchNorm (float32 statistics) the last-bit
 // differences flip fake-quantization roundings and the runs drift apart by about 1e-3 in 20
-// steps. And a worker that dies makes the other stop with an error within its timeout,
-// writing nothing.
+// steps. And a worker that dies, or hangs, makes the other stop with an error (at once, or
+// after the timeout), writing nothing.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
@@ -136,6 +136,26 @@ TEST(DataParallelProcesses, ADeadWorkerStopsTheOtherWithinTheTimeout) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_NE(survivor, 0);
   EXPECT_NE(survivor, -1) << "rank 0 did not stop by itself";
+  EXPECT_LT(seconds, 60.0);
+  EXPECT_TRUE(fs::is_empty(dir)) << "output left behind";
+  fs::remove_all(dir);
+}
+
+TEST(DataParallelProcesses, AHungWorkerStopsTheOtherAfterTheTimeout) {
+  const fs::path dir = fresh_dir("hung");
+  const std::string out = (dir / "out.pt").string();
+  const int port = free_port() + 3;
+  const auto started = std::chrono::steady_clock::now();
+  const pid_t r0 = start({out, "--timeout-seconds", "5"}, rank_env(0, port));
+  const pid_t r1 = start({out, "--timeout-seconds", "5", "--hang-at-step", "5"}, rank_env(1, port));
+  const int survivor = finish(r0, std::chrono::seconds(120));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  kill(r1, SIGKILL);
+  finish(r1, std::chrono::seconds(10));
+  EXPECT_NE(survivor, 0);
+  EXPECT_NE(survivor, -1) << "rank 0 did not stop by itself";
+  EXPECT_GT(seconds, 4.0) << "stopped before the timeout: not by it";
   EXPECT_LT(seconds, 60.0);
   EXPECT_TRUE(fs::is_empty(dir)) << "output left behind";
   fs::remove_all(dir);
