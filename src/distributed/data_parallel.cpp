@@ -89,7 +89,11 @@ void DataParallel::broadcast_state() {
 }
 
 void DataParallel::average_gradients() {
-  const std::vector<at::Tensor> parameters = model_->parameters();
+  // Parameters that learn nothing (a symmetric learnable quantizer's zero point) get no gradient.
+  std::vector<at::Tensor> parameters;
+  for (const at::Tensor& p : model_->parameters()) {
+    if (p.requires_grad()) parameters.push_back(p);
+  }
   int64_t total = 0;
   for (const at::Tensor& p : parameters) total += p.numel();
   if (total == 0) return;

@@ -267,5 +267,32 @@ TEST(DataParallel, SynchronizedBatchNormMatchesOneProcessOnTheWholeBatch) {
   expect_ranks_match_one_process(conv_bn_net, 3);
 }
 
+TEST(DataParallel, ParametersThatLearnNothingGetNoGradient) {
+  // Learnable symmetric quantizers: the zero point is a parameter that does not learn.
+  LinearQuantizerConfig config;
+  ModuleLinearQuantizerConfig global;
+  global.set_algorithm(Algorithm::learnable);
+  config.set_global(global);
+  const at::Tensor x = at::randn({2, 1, 8, 8});
+  run_ranks([&](int rank, const Group& group) {
+    LinearQuantizer quantizer(small_net(), config);
+    GraphModule model = quantizer.prepare({x});
+    model->train();
+    DataParallel parallel(model, group);
+    model->forward(x).sum().backward();
+    parallel.average_gradients();
+    int frozen = 0;
+    for (const auto& item : model->named_parameters()) {
+      if (item.value().requires_grad()) {
+        EXPECT_TRUE(item.value().grad().defined()) << item.key() << " rank " << rank;
+      } else {
+        EXPECT_FALSE(item.value().grad().defined()) << item.key() << " rank " << rank;
+        ++frozen;
+      }
+    }
+    EXPECT_GT(frozen, 0);
+  });
+}
+
 }  // namespace
 }  // namespace linquant::distributed

@@ -37,8 +37,8 @@ class DataParallel {
   // Parameters and buffers (weights, quantizer and observer state, BatchNorm statistics,
   // milestone flags) from rank 0 to every rank.
   void broadcast_state();
-  // After backward: every parameter's gradient becomes the mean over the ranks (a parameter
-  // without a gradient counts as zero). One all-reduce over all gradients, flattened.
+  // After backward: every trainable parameter's gradient becomes the mean over the ranks (a
+  // parameter without a gradient counts as zero). One all-reduce over all gradients, flattened.
   void average_gradients();
 
   int rank() const;
