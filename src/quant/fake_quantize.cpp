@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "capped_relu.h"
 #include "learnable_arithmetic.h"
 
 namespace linquant {
@@ -158,7 +159,7 @@ at::Tensor FakeQuantizeImpl::learnable_forward(const at::Tensor& x) {
 at::Tensor FakeQuantizeImpl::forward_after_relu(const at::Tensor& x, float cap) {
   if (is_learnable() || options_.per_channel() || x.scalar_type() != at::kFloat ||
       !is_fake_quant_enabled()) {
-    return forward(std::isnan(cap) ? at::relu(x) : at::hardtanh(x, 0.0, cap));
+    return forward(capped_relu(x, cap));
   }
   observe(x, cap);
   return relu_fake_quantize(x, scale, zero_point, options_.range.quant_min,
@@ -171,8 +172,7 @@ at::Tensor FakeQuantizeImpl::forward_after_add(const at::Tensor& a, const at::Te
       a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && a.sizes() == b.sizes();
   if (!fusable || is_learnable() || options_.per_channel() || !is_fake_quant_enabled()) {
     const at::Tensor sum = at::add(a, b);
-    if (!relu_cap) return forward(sum);
-    return forward(std::isnan(*relu_cap) ? at::relu(sum) : at::hardtanh(sum, 0.0, *relu_cap));
+    return forward(relu_cap ? capped_relu(sum, *relu_cap) : sum);
   }
   const at::Tensor left = a.contiguous();
   const at::Tensor right = b.contiguous();

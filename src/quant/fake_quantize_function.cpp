@@ -7,6 +7,7 @@
 #include <sstream>
 #include <vector>
 
+#include "capped_relu.h"
 #include "linquant/common/error.h"
 #include "linquant/quant/fake_quantize.h"
 #include "linquant/quant/kernel_dispatch.h"
@@ -249,8 +250,7 @@ at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                               int64_t quant_max, float cap) {
   check_quant_range(quant_min, quant_max);
   if (x.scalar_type() != at::kFloat) {
-    const at::Tensor relu = std::isnan(cap) ? at::relu(x) : at::hardtanh(x, 0.0, cap);
-    return fake_quantize(relu, scale, zero_point, -1, quant_min, quant_max);
+    return fake_quantize(capped_relu(x, cap), scale, zero_point, -1, quant_min, quant_max);
   }
   return ReluFakeQuantizeFunction::apply(x, scale, zero_point, quant_min, quant_max,
                                          static_cast<double>(cap));

@@ -78,7 +78,11 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const at::Tensor xmu = x - mean.view(shape);
     const at::Tensor g64 = g.to(at::kDouble);
     const at::Tensor xmu64 = xmu.to(at::kDouble);
-    at::Tensor sums = at::cat({g64.sum(reduced_dims(x)), (g64 * xmu64).sum(reduced_dims(x))});
+    // This rank's own sums give the parameters' gradients (DataParallel averages them with the
+    // others); the reducer turns the copy into the sums over all ranks.
+    const at::Tensor local =
+        at::cat({g64.sum(reduced_dims(x)), (g64 * xmu64).sum(reduced_dims(x))});
+    at::Tensor sums = local.clone();
     (*reduce)(sums);
     const at::Tensor mean_dy = (sums.slice(0, 0, channels) / total).to(at::kFloat);
     const at::Tensor mean_dy_xmu = (sums.slice(0, channels, 2 * channels) / total).to(at::kFloat);
@@ -86,11 +90,12 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const at::Tensor grad_input =
         (g - mean_dy.view(shape) - xmu * (invstd * invstd * mean_dy_xmu).view(shape)) *
         scale.view(shape);
-    // This rank's own sums for the parameters: DataParallel averages their gradients.
     const at::Tensor grad_weight =
-        weight.defined() ? (g * xmu).sum(reduced_dims(x)) * invstd : at::Tensor();
-    const at::Tensor grad_bias =
-        ctx->saved_data["has_bias"].toBool() ? g.sum(reduced_dims(x)) : at::Tensor();
+        weight.defined() ? local.slice(0, channels, 2 * channels).to(at::kFloat) * invstd
+                         : at::Tensor();
+    const at::Tensor grad_bias = ctx->saved_data["has_bias"].toBool()
+                                     ? local.slice(0, 0, channels).to(at::kFloat)
+                                     : at::Tensor();
     return {grad_input, grad_weight, grad_bias, {}, {}, {}, {}, {}};
   }
 };

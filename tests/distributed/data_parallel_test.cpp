@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "close_to.h"
 #include "linquant/distributed/launch.h"
 #include "linquant/quantizer/linear_quantizer.h"
 
@@ -177,13 +178,6 @@ torch::nn::Sequential conv_bn_net() {
                                torch::nn::Linear(4 * 6 * 6, 3));
 }
 
-// Within 1e-5 of the tensor's largest magnitude; below 1e-2 that magnitude is rounding noise
-// around zero (a conv bias right before BatchNorm has no gradient), compared absolutely.
-bool close(const at::Tensor& got, const at::Tensor& want) {
-  const double magnitude = std::max(want.abs().max().item<double>(), 1e-2);
-  return at::allclose(got, want, 1e-5, 1e-5 * magnitude);
-}
-
 // Model state worth comparing between the one-process run and the ranks.
 std::vector<std::pair<std::string, at::Tensor>> state_of(const GraphModule& model) {
   std::vector<std::pair<std::string, at::Tensor>> state;
@@ -251,7 +245,7 @@ void expect_ranks_match_one_process(const std::function<torch::nn::Sequential()>
       for (size_t k = 0; k < state.size(); ++k) {
         const auto& [name, want] = expected[static_cast<size_t>(step)][k];
         ASSERT_EQ(state[k].first, name);
-        EXPECT_TRUE(close(state[k].second.to(at::kDouble), want.to(at::kDouble)))
+        EXPECT_TRUE(close_to(state[k].second, want))
             << name << ", rank " << rank << " step " << step << ": " << state[k].second << " vs "
             << want;
       }

@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "close_to.h"
+
 extern char** environ;
 
 // Built with the examples (LINQUANT_BUILD_APPS, on by default), which give the program to run.
@@ -115,50 +117,52 @@ TEST(DataParallelProcesses, TwoRanksMatchOneProcessOverTheMilestones) {
     at::Tensor want, got;
     ASSERT_TRUE(a.try_read(key, want)) << key;
     ASSERT_TRUE(b.try_read(key, got)) << key;
-    const at::Tensor w = want.to(at::kDouble), g = got.to(at::kDouble);
-    const double magnitude = std::max(w.abs().max().item<double>(), 1e-2);
-    EXPECT_TRUE(at::allclose(g, w, 1e-5, 1e-5 * magnitude)) << key << ": " << g << " vs " << w;
+    EXPECT_TRUE(linquant::distributed::close_to(got, want)) << key << ": " << got << " vs " << want;
   }
   fs::remove_all(dir);
 }
 
-TEST(DataParallelProcesses, ADeadWorkerStopsTheOtherWithinTheTimeout) {
-  const fs::path dir = fresh_dir("dead");
+// Ranks 0 and 1 with a `timeout_seconds` timeout, rank 1 also given `fault` (an example test
+// hook); rank 1 is killed once rank 0 has stopped. Rank 0 must stop by itself with an error
+// and leave nothing in its output folder.
+struct FaultOutcome {
+  int faulty_exit = 0;  // rank 1's exit code
+  double seconds = 0;   // until rank 0 stopped
+};
+
+FaultOutcome run_with_faulty_rank(const std::string& name, const std::string& timeout_seconds,
+                                  const std::vector<std::string>& fault, int port) {
+  const fs::path dir = fresh_dir(name);
   const std::string out = (dir / "out.pt").string();
-  const int port = free_port() + 1;
   const auto started = std::chrono::steady_clock::now();
-  const pid_t r0 = start({out, "--timeout-seconds", "10"}, rank_env(0, port));
-  const pid_t r1 =
-      start({out, "--timeout-seconds", "10", "--exit-at-step", "5"}, rank_env(1, port));
-  EXPECT_EQ(finish(r1, std::chrono::seconds(120)), 3);
+  const pid_t r0 = start({out, "--timeout-seconds", timeout_seconds}, rank_env(0, port));
+  std::vector<std::string> faulty_args = {out, "--timeout-seconds", timeout_seconds};
+  faulty_args.insert(faulty_args.end(), fault.begin(), fault.end());
+  const pid_t r1 = start(faulty_args, rank_env(1, port));
   const int survivor = finish(r0, std::chrono::seconds(120));
-  const double seconds =
+  FaultOutcome outcome;
+  outcome.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  kill(r1, SIGKILL);
+  outcome.faulty_exit = finish(r1, std::chrono::seconds(10));
   EXPECT_NE(survivor, 0);
   EXPECT_NE(survivor, -1) << "rank 0 did not stop by itself";
-  EXPECT_LT(seconds, 60.0);
+  EXPECT_LT(outcome.seconds, 60.0);
   EXPECT_TRUE(fs::is_empty(dir)) << "output left behind";
   fs::remove_all(dir);
+  return outcome;
+}
+
+TEST(DataParallelProcesses, ADeadWorkerStopsTheOtherWithinTheTimeout) {
+  const FaultOutcome outcome =
+      run_with_faulty_rank("dead", "10", {"--exit-at-step", "5"}, free_port() + 1);
+  EXPECT_EQ(outcome.faulty_exit, 3);
 }
 
 TEST(DataParallelProcesses, AHungWorkerStopsTheOtherAfterTheTimeout) {
-  const fs::path dir = fresh_dir("hung");
-  const std::string out = (dir / "out.pt").string();
-  const int port = free_port() + 3;
-  const auto started = std::chrono::steady_clock::now();
-  const pid_t r0 = start({out, "--timeout-seconds", "5"}, rank_env(0, port));
-  const pid_t r1 = start({out, "--timeout-seconds", "5", "--hang-at-step", "5"}, rank_env(1, port));
-  const int survivor = finish(r0, std::chrono::seconds(120));
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  kill(r1, SIGKILL);
-  finish(r1, std::chrono::seconds(10));
-  EXPECT_NE(survivor, 0);
-  EXPECT_NE(survivor, -1) << "rank 0 did not stop by itself";
-  EXPECT_GT(seconds, 4.0) << "stopped before the timeout: not by it";
-  EXPECT_LT(seconds, 60.0);
-  EXPECT_TRUE(fs::is_empty(dir)) << "output left behind";
-  fs::remove_all(dir);
+  const FaultOutcome outcome =
+      run_with_faulty_rank("hung", "5", {"--hang-at-step", "5"}, free_port() + 3);
+  EXPECT_GT(outcome.seconds, 4.0) << "stopped before the timeout: not by it";
 }
 
 }  // namespace
