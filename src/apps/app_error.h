@@ -15,5 +15,6 @@ class UsageError : public Error {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;   // an internal failure (a bug): reported, never a stack trace
 constexpr int kExitBadInput = 2;  // the user's input: data, config, model, paths, options
+constexpr int kExitWorkerLost = 3;  // data-parallel: a worker died, hung or was not reached
 
 }  // namespace linquant::apps

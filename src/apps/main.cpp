@@ -13,6 +13,8 @@
 #include "checkpoint.h"
 #include "cli_common.h"
 #include "command.h"
+#include "linquant/common/communication_error.h"
+#include "worker_launch.h"
 
 namespace {
 
@@ -24,6 +26,7 @@ void keep_large_allocations() {
 }
 
 int run(int argc, char** argv) {
+  linquant::apps::remember_command_line(argc, argv);
   CLI::App root(
       "linquant: quantization-aware training (coremltools' LinearQuantizer) for LibTorch models,\n"
       "and export to Core ML, without Python.",
@@ -79,6 +82,9 @@ int main(int argc, char** argv) {
     std::signal(interrupted.signal_number(), SIG_DFL);
     std::raise(interrupted.signal_number());
     return 128 + interrupted.signal_number();
+  } catch (const linquant::CommunicationError& error) {
+    std::cerr << "linquant: error: " << one_line(error.what()) << "\n";
+    return linquant::apps::kExitWorkerLost;
   } catch (const linquant::Error& error) {
     std::cerr << "linquant: error: " << one_line(error.what()) << "\n";
     return linquant::apps::kExitBadInput;

@@ -17,12 +17,15 @@
 #include "image_data.h"
 #include "linquant/common/file_io.h"
 #include "linquant/data/idx_dataset.h"
+#include "linquant/distributed/data_parallel.h"
 #include "phase_timer.h"
 #include "progress_bar.h"
 #include "saved_model.h"
 #include "signal_cleanup.h"
 #include "staged_output.h"
 #include "training.h"
+#include "worker_group.h"
+#include "worker_launch.h"
 
 namespace linquant::apps {
 namespace {
@@ -44,6 +47,7 @@ struct QuantizeOptions {
   bool overwrite = false;
   int64_t checkpoint_every = 0;  // steps; with --resume alone, checkpoints only on signals
   bool resume = false;
+  LaunchOptions launch;
 };
 
 bool checkpointing(const QuantizeOptions& o) { return o.checkpoint_every > 0 || o.resume; }
@@ -75,7 +79,7 @@ Milestones schedule(const QuantizeOptions& o, const LinearQuantizerConfig& confi
 // Calibration: forward passes only, in eval() mode (BatchNorm on running statistics, no
 // dropout); the observers record ranges, nothing is trained.
 void calibrate(LinearQuantizer& quantizer, GraphModule model, const ImageSet& data,
-               const QuantizeOptions& o) {
+               const QuantizeOptions& o, const WorkerGroup& workers) {
   const torch::NoGradGuard no_grad;
   model->eval();
   ProgressBar bar("calibrate", o.steps);
@@ -84,10 +88,12 @@ void calibrate(LinearQuantizer& quantizer, GraphModule model, const ImageSet& da
     const int64_t epoch = step * o.batch_size / data.size();
     const int64_t begin = step * o.batch_size % data.size();
     const at::Tensor order = epoch_order(data.size(), o.seed, epoch);
-    const at::Tensor index = order.slice(0, begin, std::min(data.size(), begin + o.batch_size));
+    const at::Tensor batch = order.slice(0, begin, std::min(data.size(), begin + o.batch_size));
+    check_batch_shares(batch.size(0), workers, "calibration step " + std::to_string(step + 1));
+    const at::Tensor index = workers.shard(batch);
     quantizer.step();
     model->forward(data.batch(index));
-    seen += index.size(0);
+    seen += index.size(0) * workers.size();
     bar.update(step + 1, seen, "");
   }
   bar.finish("");
@@ -96,7 +102,8 @@ void calibrate(LinearQuantizer& quantizer, GraphModule model, const ImageSet& da
 // QAT for exactly `steps` batches, epochs of the data set in turn; with a checkpoint, resumed
 // from it and saved every --checkpoint-every steps and when a signal asks the run to stop.
 void train_steps(LinearQuantizer& quantizer, GraphModule model, const ImageSet& data,
-                 const QuantizeOptions& o, const Checkpoint* checkpoint) {
+                 const QuantizeOptions& o, const Checkpoint* checkpoint,
+                 const WorkerGroup& workers) {
   model->train();
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-7));
   const int64_t per_epoch = num_batches(data.size(), o.batch_size);
@@ -126,6 +133,7 @@ void train_steps(LinearQuantizer& quantizer, GraphModule model, const ImageSet& 
     args.epoch = epoch;
     args.first_step = std::max<int64_t>(0, start - done);
     args.before_step = [&] { quantizer.step(); };
+    args.workers = &workers;
     if (checkpoint) {
       args.after_step = [&, done](int64_t in_epoch) {
         checkpoint->after_step(done + in_epoch, o.steps, o.checkpoint_every, write_state);
@@ -149,7 +157,15 @@ int run_quantize(const QuantizeOptions& o) {
   if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1");
   if (o.calibrate && !o.milestones.empty())
     throw UsageError("--calibrate sets the milestones; drop --milestones");
-  set_thread_count(o.threads > 0 ? o.threads : default_thread_count());
+  if (runs_in_parallel(o.launch) && checkpointing(o)) {
+    throw UsageError(
+        "--checkpoint-every and --resume work with one process only, not with workers");
+  }
+  if (launches_workers(o.launch)) return launch_workers(o.launch);
+  const WorkerGroup workers = WorkerGroup::from_environment(o.launch.worker_timeout());
+  // Workers on one machine share its cores.
+  set_thread_count(o.threads > 0 ? o.threads
+                                 : std::max(1, default_thread_count() / workers.local_size()));
   PhaseTimer timer;
   timer.start("setup");
   ModelRecipe recipe;
@@ -160,13 +176,16 @@ int run_quantize(const QuantizeOptions& o) {
   config = with_milestones(config, schedule(o, config));
   recipe.config = config;
   SourceModel source = load_source_model(recipe);
-  StagedOutput output(o.output, o.overwrite, OutputKind::file);
   if (o.calibrate && checkpointing(o)) {
     throw UsageError("--checkpoint-every and --resume are for QAT, not --calibrate");
   }
+  // Only rank 0 writes; the others' outputs would be the same.
+  std::optional<StagedOutput> output;
+  if (workers.writes_outputs()) output.emplace(o.output, o.overwrite, OutputKind::file);
   const std::optional<Checkpoint> checkpoint =
-      open_checkpoint(output.destination(), o.checkpoint_every, o.resume,
-                      o.calibrate ? "" : run_identity(o, recipe, *config.milestones()));
+      output ? open_checkpoint(output->destination(), o.checkpoint_every, o.resume,
+                               o.calibrate ? "" : run_identity(o, recipe, *config.milestones()))
+             : std::nullopt;
 
   timer.start("data");
   const IdxFiles files = find_idx_files(o.data_dir);
@@ -187,12 +206,18 @@ int run_quantize(const QuantizeOptions& o) {
   torch::manual_seed(o.seed);
   std::unique_ptr<LinearQuantizer> quantizer = make_quantizer(source, config);
   GraphModule model = quantizer->prepare({train.range(0, 1)});
+  // Several workers: exact observers and BatchNorm statistics over the whole batch.
+  std::optional<distributed::DataParallel> parallel;
+  if (!workers.alone()) {
+    parallel.emplace(model, workers.process_group());
+    parallel->broadcast_state();
+  }
 
   timer.start(o.calibrate ? "calibration" : "QAT training");
   if (o.calibrate)
-    calibrate(*quantizer, model, train, o);
+    calibrate(*quantizer, model, train, o, workers);
   else
-    train_steps(*quantizer, model, train, o, checkpoint ? &*checkpoint : nullptr);
+    train_steps(*quantizer, model, train, o, checkpoint ? &*checkpoint : nullptr, workers);
 
   timer.start("evaluation");
   model->eval();
@@ -203,16 +228,17 @@ int run_quantize(const QuantizeOptions& o) {
     observers.emplace_back(fq, fq->is_observer_enabled());
     fq->disable_observer();
   }
-  const EvalStats fake_quant =
-      evaluate(prepared_forward, cross_entropy_fn(), test, o.batch_size, "  test (fake quant)");
+  const EvalStats fake_quant = evaluate(prepared_forward, cross_entropy_fn(), test, o.batch_size,
+                                        "  test (fake quant)", workers);
   for (auto& [fq, on] : observers) fq->enable_observer(on);
 
   timer.start("finalize");
   GraphModule finalized = quantizer->finalize();
   timer.start("evaluation");
   const Forward final_forward = [&](const at::Tensor& x) { return finalized->forward(x); };
-  const EvalStats final_eval =
-      evaluate(final_forward, cross_entropy_fn(), test, o.batch_size, "  test (finalized)");
+  const EvalStats final_eval = evaluate(final_forward, cross_entropy_fn(), test, o.batch_size,
+                                        "  test (finalized)", workers);
+  if (!output) return kExitOk;
 
   timer.start("save");
   char metadata[256];
@@ -222,9 +248,9 @@ int run_quantize(const QuantizeOptions& o) {
       "\"test_accuracy\": {\"fake_quant\": %.4f, \"finalized\": %.4f}, \"test_images\": %lld}",
       o.calibrate ? "calibration" : "qat", static_cast<long long>(o.steps), fake_quant.accuracy,
       final_eval.accuracy, static_cast<long long>(test.size()));
-  save_quantized_model(output.dir() / "model.pt", *quantizer, recipe, metadata);
+  save_quantized_model(output->dir() / "model.pt", *quantizer, recipe, metadata);
   timer.stop();
-  output.commit("model.pt");
+  output->commit("model.pt");
   if (checkpoint) checkpoint->remove();  // the run is complete
 
   std::cout << quantizer->report().to_string() << "\n\n";
@@ -238,8 +264,8 @@ int run_quantize(const QuantizeOptions& o) {
   std::printf(
       "Saved %s (%s); export it with: linquant export %s -o MODEL.mlpackage (or "
       "--format onnx -o MODEL.onnx)\n",
-      output.destination().c_str(), format_bytes(disk_size(output.destination())).c_str(),
-      output.destination().c_str());
+      output->destination().c_str(), format_bytes(disk_size(output->destination())).c_str(),
+      output->destination().c_str());
   return kExitOk;
 }
 
@@ -261,7 +287,10 @@ Command add_quantize_command(CLI::App& root) {
       "  linquant quantize --model net.pt --steps 500 -o net_w8a8.pt\n"
       "  linquant quantize --model resnet18.pt --config examples/resnet18/qat_config.yaml \\\n"
       "      --input-shape 3,32,32 --steps 300 --eval-size 2000 -o resnet18_w8a8.pt\n"
-      "  linquant quantize --model net.pt --calibrate --steps 100 -o net_calibrated.pt\n");
+      "  linquant quantize --model net.pt --calibrate --steps 100 -o net_calibrated.pt\n"
+      "  linquant quantize --model net.pt --steps 500 --nproc 2 -o net_w8a8.pt\n"
+      "\nWith --nproc N (or under torchrun), N processes share every batch (--batch-size is the\n"
+      "global batch) and the machine's cores; rank 0 writes the output.\n");
   app->add_option("--model", o->model_path, "TorchScript model file")->required();
   app->add_option("--config", o->config_path, "LinearQuantizerConfig file (YAML or JSON)");
   app->add_option("--data", o->data_dir, "IDX data set folder")->capture_default_str();
@@ -282,6 +311,7 @@ Command add_quantize_command(CLI::App& root) {
                   "save a checkpoint every N steps into OUTPUT.checkpoint (and on Ctrl-C)");
   app->add_flag("--resume", o->resume,
                 "continue an interrupted run from OUTPUT.checkpoint (same options)");
+  add_launch_options(*app, o->launch);
   return {app, [o] { return run_quantize(*o); }};
 }
 

@@ -53,6 +53,7 @@ std::string train_metrics_json(const TrainOptions& o, const TrainResult& r,
         {"lr", o.lr},
         {"seed", o.seed},
         {"threads", r.threads},
+        {"workers", r.workers},
         {"quick", o.quick},
         {"train_size", o.train_size},
         {"target", o.target}}},
@@ -93,7 +94,8 @@ std::string train_summary_table(const TrainOptions& o, const TrainResult& r,
                                 const std::string& output_dir) {
   std::ostringstream out;
   out << "Results (" << o.model << ", " << r.test_images << " test images, seed " << o.seed << ", "
-      << r.threads << (r.threads == 1 ? " thread)\n" : " threads)\n");
+      << r.threads << (r.threads == 1 ? " thread" : " threads")
+      << (r.workers == 1 ? "" : " in each of " + std::to_string(r.workers) + " workers") << ")\n";
   out << row("model", "test acc.", "Core ML package");
   out << row("float", percent(r.float_accuracy),
              r.float_package_bytes < 0

@@ -20,6 +20,7 @@
 #include "image_data.h"
 #include "linquant/common/file_io.h"
 #include "linquant/common/warning.h"
+#include "linquant/distributed/data_parallel.h"
 #include "linquant/export/coreml/target.h"
 #include "linquant/export/onnx/save.h"
 #include "linquant/quant/quant_range.h"
@@ -30,6 +31,7 @@
 #include "train_checkpoint.h"
 #include "training.h"
 #include "tutorial_models.h"
+#include "worker_group.h"
 
 namespace linquant::apps {
 namespace {
@@ -45,6 +47,10 @@ void check_options(const TrainOptions& o) {
   }
   if (!o.milestones.empty()) parse_milestones(o.milestones);
   coreml::parse_target(o.target);  // throws for unknown targets before any training
+  if (runs_in_parallel(o.launch) && (o.checkpoint_every > 0 || o.resume)) {
+    throw UsageError(
+        "--checkpoint-every and --resume work with one process only, not with workers");
+  }
 }
 
 // The schedule in steps (quantizer.step() calls, one per batch as in the tutorial). Default,
@@ -103,6 +109,7 @@ struct TrainingPhase {
   // Held while evaluating (e.g. observers paused); may be empty.
   std::function<std::shared_ptr<void>()> evaluate_guard;
   std::string eval_label;
+  const WorkerGroup* workers = nullptr;  // data-parallel workers; null: alone
   // Where a resumed run starts, and the epoch's running sums (kept for checkpoints).
   int start_epoch = 0;
   int64_t start_steps = 0;
@@ -135,12 +142,14 @@ EvalStats run_phase(const TrainingPhase& phase, const Forward& forward, const Lo
     args.epoch = phase.first_epoch + epoch;
     args.curve_x_start = phase.first_epoch + epoch;
     args.before_step = phase.before_step;
+    args.workers = phase.workers;
     train_epoch(forward, loss_fn, optimizer, train, args, &curves->train);
     timer.start("evaluation");
     phase.set_training(false);
     {
       const std::shared_ptr<void> guard = phase.evaluate_guard ? phase.evaluate_guard() : nullptr;
-      last = evaluate(forward, loss_fn, test, 512, phase.eval_label);
+      last = evaluate(forward, loss_fn, test, 512, phase.eval_label,
+                      phase.workers ? *phase.workers : WorkerGroup());
     }
     curves->test_accuracy.push_back({phase.first_epoch + epoch + 1.0, last.loss, last.accuracy});
     timer.start(timer_phase);
@@ -196,8 +205,11 @@ std::string precision_label(const LinearQuantizerConfig& config) {
 
 int run_train(const TrainOptions& options) {
   check_options(options);
+  if (launches_workers(options.launch)) return launch_workers(options.launch);
+  const WorkerGroup workers = WorkerGroup::from_environment(options.launch.worker_timeout());
   set_thread_count(options.threads);
   TrainResult result;
+  result.workers = workers.size();
   PhaseTimer& timer = result.timer;
 
   // Everything the user typed is checked before the long work starts.
@@ -206,10 +218,14 @@ int run_train(const TrainOptions& options) {
       options.config_path.empty() ? LinearQuantizerConfig() : load_config_file(options.config_path);
   result.precision = precision_label(config);
   make_builtin_model(options.model);
-  StagedOutput output(options.output, options.overwrite, OutputKind::train_folder);
+  // Only rank 0 writes; the others' outputs would be the same.
+  std::optional<StagedOutput> output;
+  if (workers.writes_outputs())
+    output.emplace(options.output, options.overwrite, OutputKind::train_folder);
   const std::optional<Checkpoint> checkpoint =
-      open_checkpoint(output.destination(), options.checkpoint_every, options.resume,
-                      train_identity(options, config));
+      output ? open_checkpoint(output->destination(), options.checkpoint_every, options.resume,
+                               train_identity(options, config))
+             : std::nullopt;
 
   timer.start("data");
   const IdxFiles files = find_idx_files(options.data_dir);
@@ -231,9 +247,14 @@ int run_train(const TrainOptions& options) {
   result.test_images = test.size();
   result.steps_per_epoch = num_batches(train.size(), options.batch_size);
   const LossFn loss_fn = nll_loss_fn();
-  std::cerr << "linquant train: " << options.model << " on " << train.size() << " training / "
-            << test.size() << " test images from " << options.data_dir << ", " << result.threads
-            << (result.threads == 1 ? " thread" : " threads") << ", seed " << options.seed << "\n";
+  if (workers.writes_outputs()) {
+    std::cerr << "linquant train: " << options.model << " on " << train.size() << " training / "
+              << test.size() << " test images from " << options.data_dir << ", " << result.threads
+              << (result.threads == 1 ? " thread" : " threads")
+              << (workers.alone() ? ""
+                                  : " in each of " + std::to_string(workers.size()) + " workers")
+              << ", seed " << options.seed << "\n";
+  }
 
   std::optional<DeferredSignals> deferred;  // with a checkpoint, signals stop at a step's end
   if (checkpoint) deferred.emplace();
@@ -242,6 +263,11 @@ int run_train(const TrainOptions& options) {
   timer.start("float training");
   torch::manual_seed(options.seed);
   torch::nn::Sequential model = make_builtin_model(options.model, num_classes);
+  {
+    std::vector<at::Tensor> state = model->parameters();
+    for (const at::Tensor& b : model->buffers()) state.push_back(b);
+    workers.broadcast(state);  // rank 0's initial weights everywhere, as DDP starts
+  }
   const Forward float_forward = [&](const at::Tensor& x) { return model->forward(x); };
   torch::optim::Adam optimizer(model->parameters(),
                                torch::optim::AdamOptions(options.lr).eps(1e-7));
@@ -268,6 +294,7 @@ int run_train(const TrainOptions& options) {
   float_phase.epochs = options.epochs;
   float_phase.set_training = [&](bool on) { on ? model->train() : model->eval(); };
   float_phase.eval_label = "  test (float)";
+  float_phase.workers = &workers;
   float_phase.progress = &position.progress;
   if (resume && !float_done) {
     float_phase.start_epoch = resume->position.epoch;
@@ -303,6 +330,12 @@ int run_train(const TrainOptions& options) {
   LinearQuantizer quantizer(model, config);
   const at::Tensor example = train.range(0, 1);
   GraphModule qmodel = quantizer.prepare({example});
+  // Several workers: exact observers and BatchNorm statistics over the whole batch.
+  std::optional<distributed::DataParallel> parallel;
+  if (!workers.alone()) {
+    parallel.emplace(qmodel, workers.process_group());
+    parallel->broadcast_state();
+  }
   const Forward qat_forward = [&](const at::Tensor& x) { return qmodel->forward(x); };
   torch::optim::Adam qat_optimizer(qmodel->parameters(),
                                    torch::optim::AdamOptions(options.lr).eps(1e-7));
@@ -328,6 +361,7 @@ int run_train(const TrainOptions& options) {
   // Evaluation must not move the observers.
   qat_phase.evaluate_guard = [&] { return std::make_shared<ObserversPaused>(qmodel); };
   qat_phase.eval_label = "  test (fake quant)";
+  qat_phase.workers = &workers;
   const EvalStats qat_eval = run_phase(qat_phase, qat_forward, loss_fn, qat_optimizer, train,
                                        test, options, timer, &result.qat_curves);
   result.fake_quant_accuracy = qat_eval.accuracy;
@@ -341,13 +375,15 @@ int run_train(const TrainOptions& options) {
 
   timer.start("evaluation");
   const Forward final_forward = [&](const at::Tensor& x) { return fmodel->forward(x); };
-  const EvalStats final_eval = evaluate(final_forward, loss_fn, test, 512, "  test (finalized)");
+  const EvalStats final_eval =
+      evaluate(final_forward, loss_fn, test, 512, "  test (finalized)", workers);
   result.finalized_accuracy = final_eval.accuracy;
   result.finalized_loss = final_eval.loss;
+  if (!output) return kExitOk;
 
   // 4. Core ML packages: the float model at fp16 (the usual baseline) and the W8A8 model.
   timer.start("export");
-  const std::filesystem::path dir = output.dir();
+  const std::filesystem::path dir = output->dir();
   if (coreml_export_available()) {
     GraphModule float_graph(
         capture_source({std::make_shared<torch::nn::Sequential>(float_model), nullptr}));
@@ -395,12 +431,12 @@ int run_train(const TrainOptions& options) {
   timer.stop();
   write_file_bytes(dir / "metrics.json",
                    train_metrics_json(options, result, config.to_json()) + "\n");
-  output.commit();
+  output->commit();
   if (checkpoint) checkpoint->remove();  // the run is complete
 
   std::cout << "\n"
             << report.to_string() << "\n\n"
-            << train_summary_table(options, result, output.destination().string());
+            << train_summary_table(options, result, output->destination().string());
   return kExitOk;
 }
 

@@ -10,6 +10,7 @@
 #include "chart.h"
 #include "linquant/data/idx_dataset.h"
 #include "phase_timer.h"
+#include "worker_launch.h"
 
 namespace linquant::apps {
 
@@ -35,6 +36,7 @@ struct TrainOptions {
   bool overwrite = false;
   int64_t checkpoint_every = 0;  // steps (float and QAT counted together); 0: none
   bool resume = false;
+  LaunchOptions launch;  // --nproc: data-parallel worker processes
 };
 
 // --quick: one float and one QAT epoch on the first 12000 training images.
@@ -55,7 +57,8 @@ struct TrainResult {
   int64_t steps_per_epoch = 0;
   int64_t train_images = 0, test_images = 0;
   float input_mean = 0.0f, input_std = 1.0f;  // model input = (pixel / 255 - mean) / std
-  int threads = 1;  // intra-op threads the run used
+  int threads = 1;                            // intra-op threads the run used (per worker)
+  int workers = 1;                            // data-parallel worker processes
   ChartSeries float_curves, qat_curves;
   PhaseTimer timer;
   bool chart_drawn = false;

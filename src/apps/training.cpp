@@ -51,6 +51,14 @@ Error diverged(const TrainEpochArgs& args, int64_t step, const std::string& what
 
 }  // namespace
 
+void check_batch_shares(int64_t batch_images, const WorkerGroup& workers,
+                        const std::string& context) {
+  if (batch_images >= workers.size()) return;
+  throw Error("a batch of " + std::to_string(batch_images) + " images cannot be shared by " +
+              std::to_string(workers.size()) + " workers (" + context +
+              "): change the batch size or the number of images");
+}
+
 LossFn nll_loss_fn() {
   return [](const at::Tensor& output, const at::Tensor& target) {
     return at::nll_loss(output, target);
@@ -80,9 +88,21 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
   int64_t& window_correct = p.window_correct;
   int64_t& window_seen = p.window_seen;
   int64_t& window_steps = p.window_steps;
+  const WorkerGroup alone;
+  const WorkerGroup& workers = args.workers ? *args.workers : alone;
+  // The last batch is the smallest.
+  check_batch_shares(
+      size % args.batch_size == 0 ? std::min(size, args.batch_size) : size % args.batch_size,
+      workers,
+      std::to_string(size) + " training images in batches of " + std::to_string(args.batch_size));
+  std::vector<at::Tensor> parameters;
+  for (const auto& group : optimizer.param_groups()) {
+    parameters.insert(parameters.end(), group.params().begin(), group.params().end());
+  }
   for (int64_t step = args.first_step; step < steps; ++step) {
-    const at::Tensor index =
+    const at::Tensor batch =
         order.slice(0, step * args.batch_size, std::min(size, (step + 1) * args.batch_size));
+    const at::Tensor index = workers.shard(batch);
     const at::Tensor images = data.batch(index);
     const at::Tensor labels = data.labels.index_select(0, index);
     if (args.before_step) args.before_step();
@@ -90,18 +110,33 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
     const at::Tensor output = forward(images);
     if (step == 0) check_output(output, data);
     const at::Tensor loss = loss_fn(output, labels);
-    loss.backward();
+    // Shards of unequal size (a last batch not divisible by the workers) are weighted so that
+    // the workers' mean gradient is the whole batch's; equal shares are left exactly as they are.
+    const int64_t share = index.size(0) * workers.size();
+    (share == batch.size(0) ? loss : loss * (static_cast<double>(share) / batch.size(0)))
+        .backward();
+    workers.average_gradients(parameters);
     optimizer.step();
 
-    const double loss_value = loss.item<double>();
+    double loss_value = loss.item<double>();
+    int64_t batch_correct = correct_count(output.detach(), labels);
+    int64_t batch_seen = labels.size(0);
+    if (!workers.alone()) {
+      std::vector<double> sums = {loss_value * static_cast<double>(batch_seen),
+                                  static_cast<double>(batch_correct),
+                                  static_cast<double>(batch_seen)};
+      workers.sum(sums);
+      loss_value = sums[0] / sums[2];
+      batch_correct = static_cast<int64_t>(sums[1]);
+      batch_seen = static_cast<int64_t>(sums[2]);
+    }
     if (!std::isfinite(loss_value)) throw diverged(args, step, "the loss is " + number(loss_value));
-    const int64_t batch_correct = correct_count(output.detach(), labels);
     loss_sum += loss_value;
     correct += batch_correct;
-    seen += labels.size(0);
+    seen += batch_seen;
     window_loss += loss_value;
     window_correct += batch_correct;
-    window_seen += labels.size(0);
+    window_seen += batch_seen;
     ++window_steps;
     // Curve points at evenly spaced steps; the last step of the epoch always closes one.
     const bool close_point =
@@ -138,15 +173,15 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
 }
 
 EvalStats evaluate(const Forward& forward, const LossFn& loss_fn, const ImageSet& data,
-                   int64_t batch_size, const std::string& label) {
+                   int64_t batch_size, const std::string& label, const WorkerGroup& workers) {
   const torch::NoGradGuard no_grad;
-  const int64_t size = data.size();
-  const int64_t steps = num_batches(size, batch_size);
+  const auto [first, last] = workers.share(data.size());
+  const int64_t steps = num_batches(last - first, batch_size);
   ProgressBar bar(label, steps);
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
   for (int64_t step = 0; step < steps; ++step) {
-    const int64_t begin = step * batch_size, end = std::min(size, begin + batch_size);
+    const int64_t begin = first + step * batch_size, end = std::min(last, begin + batch_size);
     const at::Tensor labels = data.labels.slice(0, begin, end);
     const at::Tensor output = forward(data.range(begin, end));
     if (step == 0) check_output(output, data);
@@ -157,6 +192,13 @@ EvalStats evaluate(const Forward& forward, const LossFn& loss_fn, const ImageSet
     bar.update(step + 1, seen,
                metrics_text(loss_sum / static_cast<double>(seen),
                             100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
+  }
+  if (!workers.alone()) {
+    std::vector<double> sums = {loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+    workers.sum(sums);
+    loss_sum = sums[0];
+    correct = static_cast<int64_t>(sums[1]);
+    seen = static_cast<int64_t>(sums[2]);
   }
   EvalStats stats;
   stats.count = seen;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "image_data.h"
+#include "worker_group.h"
 
 namespace torch::optim {
 class Optimizer;
@@ -57,7 +58,14 @@ struct TrainEpochArgs {
   EpochProgress* progress = nullptr;  // the sums so far, updated after each step (may be null)
   // After each step's update, with the number of this epoch's steps done (checkpoints).
   std::function<void(int64_t steps_done)> after_step;
+  // Data-parallel: this worker trains its shard of every batch, gradients are averaged before
+  // the update and the metrics are the whole batch's. Null: alone.
+  const WorkerGroup* workers = nullptr;
 };
+
+// Every worker needs at least one image of every batch: Error naming `context` otherwise.
+void check_batch_shares(int64_t batch_images, const WorkerGroup& workers,
+                        const std::string& context);
 
 // Trains one epoch in the model's current mode; appends to `curve` when given.
 EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
@@ -71,8 +79,10 @@ struct EvalStats {
   double seconds = 0;
 };
 
-// Without gradients, in the model's current mode (callers switch to eval()).
+// Without gradients, in the model's current mode (callers switch to eval()). Several workers
+// each evaluate their share of `data` and report the statistics of the whole.
 EvalStats evaluate(const Forward& forward, const LossFn& loss_fn, const ImageSet& data,
-                   int64_t batch_size, const std::string& label);
+                   int64_t batch_size, const std::string& label,
+                   const WorkerGroup& workers = WorkerGroup());
 
 }  // namespace linquant::apps

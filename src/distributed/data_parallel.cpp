@@ -3,17 +3,25 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <vector>
 
-#include "linquant/common/error.h"
+#include "linquant/common/communication_error.h"
 
 namespace linquant::distributed {
 namespace {
 
-void wait(const c10::intrusive_ptr<c10d::Work>& work) {
-  if (!work->wait()) throw Error("a collective operation was aborted");
+// Gloo reports a dead peer ("Connection reset by peer") or a timeout by throwing from wait().
+void wait(const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+  try {
+    if (!start()->wait()) throw CommunicationError("a collective operation was aborted");
+  } catch (const CommunicationError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw CommunicationError("lost contact with the other workers: " + one_line(e.what()));
+  }
 }
 
 }  // namespace
@@ -32,7 +40,7 @@ void all_reduce_range(ObservedRange& range, int64_t channels, bool per_channel,
     e[n + c] = range.max[static_cast<size_t>(c)];
   }
   std::vector<at::Tensor> tensors = {ends};
-  wait(group.allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::MAX}));
+  wait([&] { return group.allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::MAX}); });
   e = tensors[0].data_ptr<float>();
   ObservedRange combined;
   bool any = false;
@@ -53,10 +61,8 @@ DataParallel::DataParallel(GraphModule model, c10::intrusive_ptr<c10d::ProcessGr
   if (!model_ || !group_) throw Error("DataParallel needs a model and a process group");
   if (options.synchronize_batch_norm) {
     // The model keeps the group alive for as long as it keeps the reducers.
-    model_->set_batch_stats_reducer([group = group_](at::Tensor& sums) {
-      std::vector<at::Tensor> tensors = {sums};
-      wait(group->allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::SUM}));
-    });
+    model_->set_batch_stats_reducer(
+        [group = group_](at::Tensor& sums) { all_reduce_sum(sums, *group); });
   }
   if (!options.synchronize_observers) return;
   const auto& specs = model_->graph().quantizers();
@@ -73,25 +79,26 @@ DataParallel::DataParallel(GraphModule model, c10::intrusive_ptr<c10d::ProcessGr
   }
 }
 
-void DataParallel::broadcast_state() {
+void all_reduce_sum(const at::Tensor& tensor, c10d::ProcessGroup& group) {
+  std::vector<at::Tensor> tensors = {tensor};
+  wait([&] { return group.allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::SUM}); });
+}
+
+void broadcast_tensors(const std::vector<at::Tensor>& tensors, c10d::ProcessGroup& group) {
   const at::NoGradGuard no_grad;
-  std::vector<at::Tensor> tensors;
-  for (const at::Tensor& p : model_->parameters()) tensors.push_back(p);
-  for (const at::Tensor& b : model_->buffers()) tensors.push_back(b);
-  // One broadcast per tensor keeps every dtype (flags, counters) as it is.
-  for (at::Tensor& t : tensors) {
+  for (const at::Tensor& t : tensors) {
     if (!t.defined() || t.numel() == 0) continue;
     at::Tensor data = t.detach();
     std::vector<at::Tensor> one = {data.is_contiguous() ? data : data.contiguous()};
-    wait(group_->broadcast(one, c10d::BroadcastOptions{}));
+    wait([&] { return group.broadcast(one, c10d::BroadcastOptions{}); });
     if (!data.is_contiguous()) data.copy_(one[0]);
   }
 }
 
-void DataParallel::average_gradients() {
+void average_gradients(const std::vector<at::Tensor>& all_parameters, c10d::ProcessGroup& group) {
   // Parameters that learn nothing (a symmetric learnable quantizer's zero point) get no gradient.
   std::vector<at::Tensor> parameters;
-  for (const at::Tensor& p : model_->parameters()) {
+  for (const at::Tensor& p : all_parameters) {
     if (p.requires_grad()) parameters.push_back(p);
   }
   int64_t total = 0;
@@ -103,12 +110,11 @@ void DataParallel::average_gradients() {
     if (p.grad().defined()) flat.narrow(0, offset, p.numel()).copy_(p.grad().reshape({-1}));
     offset += p.numel();
   }
-  std::vector<at::Tensor> tensors = {flat};
-  wait(group_->allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::SUM}));
-  tensors[0].div_(static_cast<double>(world_size()));
+  all_reduce_sum(flat, group);
+  flat.div_(static_cast<double>(group.getSize()));
   offset = 0;
   for (const at::Tensor& p : parameters) {
-    const at::Tensor mean = tensors[0].narrow(0, offset, p.numel()).view(p.sizes());
+    const at::Tensor mean = flat.narrow(0, offset, p.numel()).view(p.sizes());
     if (p.grad().defined()) {
       p.mutable_grad().copy_(mean);
     } else {
@@ -116,6 +122,17 @@ void DataParallel::average_gradients() {
     }
     offset += p.numel();
   }
+}
+
+void DataParallel::broadcast_state() {
+  std::vector<at::Tensor> tensors;
+  for (const at::Tensor& p : model_->parameters()) tensors.push_back(p);
+  for (const at::Tensor& b : model_->buffers()) tensors.push_back(b);
+  broadcast_tensors(tensors, *group_);
+}
+
+void DataParallel::average_gradients() {
+  distributed::average_gradients(model_->parameters(), *group_);
 }
 
 int DataParallel::rank() const { return group_->getRank(); }

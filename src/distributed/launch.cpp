@@ -5,7 +5,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include "linquant/common/error.h"
+#include "linquant/common/communication_error.h"
 
 namespace linquant::distributed {
 namespace {
@@ -52,7 +52,8 @@ std::optional<WorkerPlacement> placement_from_environment() {
   WorkerPlacement p;
   p.world_size = integer_variable("WORLD_SIZE", 1, 1, 1 << 16);
   p.rank = integer_variable("RANK", 0, 0, p.world_size - 1);
-  p.local_rank = integer_variable("LOCAL_RANK", 0, 0, p.world_size - 1);
+  p.local_world_size = integer_variable("LOCAL_WORLD_SIZE", p.world_size, 1, p.world_size);
+  p.local_rank = integer_variable("LOCAL_RANK", 0, 0, p.local_world_size - 1);
   p.master_addr = variable("MASTER_ADDR").value_or(p.master_addr);
   if (p.master_addr.empty()) throw Error("MASTER_ADDR is empty");
   p.master_port = integer_variable("MASTER_PORT", p.master_port, 1, 65535);
@@ -75,9 +76,9 @@ c10::intrusive_ptr<c10d::ProcessGroup> join(const WorkerPlacement& placement,
     return c10::make_intrusive<c10d::ProcessGroupGloo>(store, placement.rank, placement.world_size,
                                                        options);
   } catch (const std::exception& e) {
-    throw Error("rank " + std::to_string(placement.rank) + " of " +
-                std::to_string(placement.world_size) + " could not join the job at " + where +
-                ": " + e.what());
+    throw CommunicationError("rank " + std::to_string(placement.rank) + " of " +
+                             std::to_string(placement.world_size) + " could not join the job at " +
+                             where + ": " + e.what());
   }
 }
 

@@ -11,7 +11,7 @@
 #include <variant>
 #include <vector>
 
-#include "linquant/common/error.h"
+#include "linquant/common/communication_error.h"
 #include "linquant/ir/attribute_keys.h"
 #include "run_context.h"
 
@@ -27,6 +27,8 @@ template <typename F>
 auto for_node(const ir::Node& node, F&& f) -> decltype(f()) {
   try {
     return f();
+  } catch (const CommunicationError&) {
+    throw;  // about the job, not this node
   } catch (const c10::Error& e) {
     throw Error(node_prefix(node) + e.what_without_backtrace());
   } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 #include <c10/util/intrusive_ptr.h>
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <vector>
 
 #include "linquant/runtime/graph_module.h"
 
@@ -49,6 +50,18 @@ class DataParallel {
   GraphModule model_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
 };
+
+// Every rank's `tensor` (contiguous, CPU) summed into every rank's, in place.
+// Collective failures (a dead or hung peer) throw CommunicationError.
+void all_reduce_sum(const at::Tensor& tensor, c10d::ProcessGroup& group);
+
+// The two collectives of DataParallel for any set of tensors (a model that is not a prepared
+// GraphModule, e.g. a float torch::nn::Module trained before QAT).
+// Every tensor's values from rank 0 to every rank; one broadcast per tensor keeps its dtype.
+void broadcast_tensors(const std::vector<at::Tensor>& tensors, c10d::ProcessGroup& group);
+// Every trainable parameter's gradient becomes the mean over the ranks (a missing gradient counts
+// as zero; a parameter that does not require grad keeps none): one all-reduce, flattened.
+void average_gradients(const std::vector<at::Tensor>& parameters, c10d::ProcessGroup& group);
 
 // The combination DataParallel installs, for one range: on return every rank holds the
 // channel-wise union of all ranks' ranges (per tensor: empty if no rank saw a finite value).

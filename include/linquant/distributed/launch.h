@@ -17,12 +17,14 @@ struct WorkerPlacement {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;
+  int local_world_size = 1;  // workers on this machine (LOCAL_WORLD_SIZE; else WORLD_SIZE)
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
 };
 
-// From RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; nullopt when WORLD_SIZE is
-// not set (not launched as a worker). Throws linquant::Error naming a malformed variable.
+// From RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT; nullopt when
+// WORLD_SIZE is not set (not launched as a worker). Throws linquant::Error naming a malformed
+// variable.
 std::optional<WorkerPlacement> placement_from_environment();
 
 // Connects to the job's other workers: waits for all of them up to `timeout`, which also
