@@ -41,6 +41,12 @@ def quick_runs(tmp_path_factory):
                                     env=env, capture_output=True, text=True, timeout=600)
     out, err = second.communicate(timeout=600)
     runs["node1"] = subprocess.CompletedProcess(second.args, second.returncode, out, err)
+    # torchrun itself (Debian's torch 1.13 on Python 3.11 needs explicit --redirects/--tee:
+    # its default "0" no longer parses).
+    runs["torchrun"] = subprocess.run(
+        ["/usr/bin/python3", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+         "2", "--redirects", "1", "--tee", "1", "--no_python", linquant_bin(), "train", "--quick",
+         "-o", str(root / "torchrun")], capture_output=True, text=True, timeout=600)
     return root, runs
 
 
@@ -69,7 +75,7 @@ def test_only_rank_zero_prints_and_writes(quick_runs):
     # One progress stream and one table: the other worker's are silenced.
     assert runs["nproc"].stderr.count("float 1/1") == runs["one"].stderr.count("float 1/1")
     assert runs["nproc"].stdout.count("Results (") == 1
-    assert sorted(p.name for p in root.iterdir()) == ["node0", "nproc", "one"]
+    assert sorted(p.name for p in root.iterdir()) == ["node0", "nproc", "one", "torchrun"]
 
 
 def test_launchers_on_two_nodes_equal_two_local_workers(quick_runs):
@@ -81,6 +87,14 @@ def test_launchers_on_two_nodes_equal_two_local_workers(quick_runs):
     # The same two ranks doing the same arithmetic: the same run, bit for bit.
     a, b = metrics(root / "nproc"), metrics(root / "node0")
     assert a["test_loss"] == b["test_loss"] and a["curves"] == b["curves"]
+
+
+def test_torchrun_workers_equal_two_local_workers(quick_runs):
+    root, runs = quick_runs
+    assert runs["torchrun"].returncode == 0, runs["torchrun"].stderr[-3000:]
+    a, b = metrics(root / "nproc"), metrics(root / "torchrun")
+    assert a["test_loss"] == b["test_loss"] and a["curves"] == b["curves"]
+    assert a["options"]["workers"] == b["options"]["workers"] == 2
 
 
 def test_nproc_under_torchrun_is_a_usage_error(tmp_path):
