@@ -6,27 +6,101 @@
 // sum(dy * (x - mean)), are summed over the ranks the same way; the weight and bias gradients
 // stay local (DataParallel averages them with the others). Float64 sums of float32 values do
 // not depend on how the batch is split (to far below float32's resolution), so any split of a
-// batch over ranks, one rank included, gives the same statistics.
+// batch over ranks, one rank included, gives the same statistics. The sums are made in one
+// pass over the float32 data each way, without float64 copies of the activations.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
+#include <string>
 #include <vector>
 
+#include "linquant/common/error.h"
 #include "run_context.h"
 
 namespace linquant::runtime {
 namespace {
 
-std::vector<int64_t> reduced_dims(const at::Tensor& x) {
-  std::vector<int64_t> dims = {0};
-  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
-  return dims;
+// Input [N, C, *] as N*C planes of `plane` contiguous values.
+struct Planes {
+  int64_t batch, channels, plane;
+  explicit Planes(const at::Tensor& x)
+      : batch(x.size(0)),
+        channels(x.size(1)),
+        plane(x.numel() / std::max<int64_t>(1, x.size(0) * x.size(1))) {}
+  int64_t offset(int64_t n, int64_t c) const { return (n * channels + c) * plane; }
+};
+
+// Per channel: sum of x into sums[c], sum of x^2 into sums[C + c], in float64, one pass over x
+// (the float64 copies of x a composite would make are never written). Channels are
+// independent, so any thread split gives the same sums.
+void channel_moments(const at::Tensor& x, double* sums) {
+  const Planes p(x);
+  const float* data = x.data_ptr<float>();
+  at::parallel_for(0, p.channels, 1, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) {
+      double sum = 0, squares = 0;
+      for (int64_t n = 0; n < p.batch; ++n) {
+        const float* v = data + p.offset(n, c);
+#pragma omp simd reduction(+ : sum, squares)
+        for (int64_t i = 0; i < p.plane; ++i) {
+          const double d = v[i];
+          sum += d;
+          squares += d * d;
+        }
+      }
+      sums[c] = sum;
+      sums[p.channels + c] = squares;
+    }
+  });
 }
 
-std::vector<int64_t> channel_shape(const at::Tensor& x) {
-  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
-  shape[1] = x.size(1);
-  return shape;
+// Per channel: sum(dy) into sums[c] and sum(dy * (x - mean)) into sums[C + c], float64, one
+// pass (x - mean rounded to float first, as the float composite computes it).
+void gradient_moments(const at::Tensor& x, const at::Tensor& dy, const float* mean, double* sums) {
+  const Planes p(x);
+  const float* xs = x.data_ptr<float>();
+  const float* gs = dy.data_ptr<float>();
+  at::parallel_for(0, p.channels, 1, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) {
+      double sum = 0, product = 0;
+      const float m = mean[c];
+      for (int64_t n = 0; n < p.batch; ++n) {
+        const float* xv = xs + p.offset(n, c);
+        const float* gv = gs + p.offset(n, c);
+#pragma omp simd reduction(+ : sum, product)
+        for (int64_t i = 0; i < p.plane; ++i) {
+          const double g = gv[i];
+          sum += g;
+          product += g * static_cast<double>(xv[i] - m);
+        }
+      }
+      sums[c] = sum;
+      sums[p.channels + c] = product;
+    }
+  });
+}
+
+// dx = ((dy - mean_dy) - (x - mean) * k) * scale per channel, in float, in one pass: the same
+// operations in the same order as the tensor expression it replaces.
+at::Tensor input_gradient(const at::Tensor& x, const at::Tensor& dy, const float* mean,
+                          const float* mean_dy, const float* k, const float* scale) {
+  const Planes p(x);
+  at::Tensor dx = at::empty_like(x);
+  const float* xs = x.data_ptr<float>();
+  const float* gs = dy.data_ptr<float>();
+  float* out = dx.data_ptr<float>();
+  at::parallel_for(0, p.batch * p.channels, 1, [&](int64_t first, int64_t last) {
+    for (int64_t nc = first; nc < last; ++nc) {
+      const int64_t c = nc % p.channels;
+      const float m = mean[c], md = mean_dy[c], kc = k[c], sc = scale[c];
+      const int64_t o = nc * p.plane;
+      for (int64_t i = 0; i < p.plane; ++i) {
+        out[o + i] = ((gs[o + i] - md) - (xs[o + i] - m) * kc) * sc;
+      }
+    }
+  });
+  return dx;
 }
 
 class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunction> {
@@ -35,12 +109,16 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
                             const at::Tensor& weight, const at::Tensor& bias,
                             const at::Tensor& running_mean, const at::Tensor& running_var,
                             double eps, double momentum, const BatchStatsReducer* reduce) {
+    if (input.scalar_type() != at::kFloat) {
+      throw Error("synchronized BatchNorm takes float32 inputs, not " +
+                  std::string(c10::toString(input.scalar_type())));
+    }
     const at::Tensor x = input.contiguous();
     const int64_t channels = x.size(1);
     const double count = static_cast<double>(x.numel() / channels);
-    const at::Tensor x64 = x.to(at::kDouble);
-    at::Tensor sums = at::cat({x64.sum(reduced_dims(x)), (x64 * x64).sum(reduced_dims(x)),
-                               at::full({1}, count, at::kDouble)});
+    at::Tensor sums = at::empty({2 * channels + 1}, at::kDouble);
+    channel_moments(x, sums.data_ptr<double>());
+    sums.data_ptr<double>()[2 * channels] = count;
     (*reduce)(sums);
     const double total = sums[2 * channels].item<double>();
     const at::Tensor mean = sums.slice(0, 0, channels) / total;
@@ -72,24 +150,21 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const double total = ctx->saved_data["total"].toDouble();
     const auto* reduce =
         reinterpret_cast<const BatchStatsReducer*>(ctx->saved_data["reduce"].toInt());
-    const at::Tensor g = grads[0].contiguous();
-    const std::vector<int64_t> shape = channel_shape(x);
+    const at::Tensor g = grads[0].to(at::kFloat).contiguous();
     const int64_t channels = x.size(1);
-    const at::Tensor xmu = x - mean.view(shape);
-    const at::Tensor g64 = g.to(at::kDouble);
-    const at::Tensor xmu64 = xmu.to(at::kDouble);
     // This rank's own sums give the parameters' gradients (DataParallel averages them with the
     // others); the reducer turns the copy into the sums over all ranks.
-    const at::Tensor local =
-        at::cat({g64.sum(reduced_dims(x)), (g64 * xmu64).sum(reduced_dims(x))});
+    const at::Tensor local = at::empty({2 * channels}, at::kDouble);
+    gradient_moments(x, g, mean.data_ptr<float>(), local.data_ptr<double>());
     at::Tensor sums = local.clone();
     (*reduce)(sums);
     const at::Tensor mean_dy = (sums.slice(0, 0, channels) / total).to(at::kFloat);
     const at::Tensor mean_dy_xmu = (sums.slice(0, channels, 2 * channels) / total).to(at::kFloat);
-    const at::Tensor scale = weight.defined() ? invstd * weight : invstd;
+    const at::Tensor scale = (weight.defined() ? invstd * weight : invstd).contiguous();
+    const at::Tensor k = (invstd * invstd * mean_dy_xmu).contiguous();
     const at::Tensor grad_input =
-        (g - mean_dy.view(shape) - xmu * (invstd * invstd * mean_dy_xmu).view(shape)) *
-        scale.view(shape);
+        input_gradient(x, g, mean.data_ptr<float>(), mean_dy.data_ptr<float>(), k.data_ptr<float>(),
+                       scale.data_ptr<float>());
     const at::Tensor grad_weight =
         weight.defined() ? local.slice(0, channels, 2 * channels).to(at::kFloat) * invstd
                          : at::Tensor();
