@@ -290,7 +290,8 @@ Command add_quantize_command(CLI::App& root) {
       "  linquant quantize --model net.pt --calibrate --steps 100 -o net_calibrated.pt\n"
       "  linquant quantize --model net.pt --steps 500 --nproc 2 -o net_w8a8.pt\n"
       "\nWith --nproc N (or under torchrun), N processes share every batch (--batch-size is the\n"
-      "global batch) and the machine's cores; rank 0 writes the output.\n");
+      "global batch) and the machine's cores; rank 0 writes the output. A worker that dies\n"
+      "or hangs (--worker-timeout) stops them all: exit code 3.\n");
   app->add_option("--model", o->model_path, "TorchScript model file")->required();
   app->add_option("--config", o->config_path, "LinearQuantizerConfig file (YAML or JSON)");
   app->add_option("--data", o->data_dir, "IDX data set folder")->capture_default_str();

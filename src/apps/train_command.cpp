@@ -30,10 +30,11 @@ Command add_train_command(CLI::App& root) {
       "  linquant train --config examples/tutorial_qat.yaml\n"
       "  linquant train --milestones 0,0,3,3 --milestone-unit epochs\n"
       "  linquant train --data ~/mnist --epochs 2 --qat-epochs 1\n"
-      "  linquant train --quick --nproc 2            # 2 data-parallel worker processes\n"
+      "  linquant train --quick --nproc 2               # 2 data-parallel worker processes\n"
       "\nWith --nproc N (or under torchrun), N processes train one model: --batch-size is the\n"
       "global batch, each worker takes every N-th image of it, gradients, observer ranges and\n"
       "BatchNorm statistics are combined over the workers, and rank 0 writes the outputs.\n"
+      "A worker that dies or hangs (--worker-timeout) stops them all: exit code 3.\n"
       "\nBad input (data, config, options, output folder) exits with code 2 and one line\n"
       "on stderr.");
   app->add_option("--data", options->data_dir,

@@ -268,7 +268,19 @@ int run_train(const TrainOptions& options) {
     for (const at::Tensor& b : model->buffers()) state.push_back(b);
     workers.broadcast(state);  // rank 0's initial weights everywhere, as DDP starts
   }
-  const Forward float_forward = [&](const at::Tensor& x) { return model->forward(x); };
+  // Workers run the float phase through the captured graph of the same modules (it shares
+  // their parameters and BatchNorm statistics), so that BatchNorm is synchronized as in QAT.
+  std::optional<GraphModule> float_graph;
+  std::optional<distributed::DataParallel> float_parallel;
+  if (!workers.alone()) {
+    float_graph.emplace(capture_source({std::make_shared<torch::nn::Sequential>(model), nullptr}));
+    distributed::DataParallelOptions sync_batch_norm_only;
+    sync_batch_norm_only.synchronize_observers = false;
+    float_parallel.emplace(*float_graph, workers.process_group(), sync_batch_norm_only);
+  }
+  const Forward float_forward = [&](const at::Tensor& x) {
+    return float_graph ? (*float_graph)->forward(x) : model->forward(x);
+  };
   torch::optim::Adam optimizer(model->parameters(),
                                torch::optim::AdamOptions(options.lr).eps(1e-7));
 
@@ -292,7 +304,10 @@ int run_train(const TrainOptions& options) {
   TrainingPhase float_phase;
   float_phase.name = "float";
   float_phase.epochs = options.epochs;
-  float_phase.set_training = [&](bool on) { on ? model->train() : model->eval(); };
+  float_phase.set_training = [&](bool on) {
+    on ? model->train() : model->eval();
+    if (float_graph) on ? (*float_graph)->train() : (*float_graph)->eval();
+  };
   float_phase.eval_label = "  test (float)";
   float_phase.workers = &workers;
   float_phase.progress = &position.progress;

@@ -53,7 +53,7 @@ Error diverged(const TrainEpochArgs& args, int64_t step, const std::string& what
 
 void check_batch_shares(int64_t batch_images, const WorkerGroup& workers,
                         const std::string& context) {
-  if (batch_images >= workers.size()) return;
+  if (workers.alone() || batch_images >= workers.size()) return;
   throw Error("a batch of " + std::to_string(batch_images) + " images cannot be shared by " +
               std::to_string(workers.size()) + " workers (" + context +
               "): change the batch size or the number of images");

@@ -63,7 +63,8 @@ struct TrainEpochArgs {
   const WorkerGroup* workers = nullptr;
 };
 
-// Every worker needs at least one image of every batch: Error naming `context` otherwise.
+// Every worker of several needs at least one image of every batch: Error naming `context`
+// otherwise (a process alone is not checked).
 void check_batch_shares(int64_t batch_images, const WorkerGroup& workers,
                         const std::string& context);
 
