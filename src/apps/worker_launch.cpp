@@ -88,20 +88,32 @@ struct Worker {
 std::atomic<int> received_signal{0};
 extern "C" void record_signal(int signal_number) { received_signal = signal_number; }
 
+// The child only calls async-signal-safe functions between fork and exec: its argument and
+// environment arrays are made before the fork.
 pid_t start_worker(const std::vector<std::string>& arguments,
                    const std::vector<std::pair<std::string, std::string>>& environment,
                    int stderr_write) {
-  std::vector<char*> argv;
   static std::string self = "/proc/self/exe";
-  argv.push_back(self.data());
+  std::vector<char*> argv = {self.data()};
   for (const std::string& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  std::vector<std::string> variables;
+  for (const auto& [name, value] : environment) variables.push_back(name + "=" + value);
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& [given, value] : environment) replaced = replaced || given == name;
+    if (!replaced) variables.push_back(entry);
+  }
+  std::vector<char*> envp;
+  for (std::string& v : variables) envp.push_back(v.data());
+  envp.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) throw Error(std::string("cannot start a worker: ") + std::strerror(errno));
   if (pid == 0) {
-    for (const auto& [name, value] : environment) setenv(name.c_str(), value.c_str(), 1);
     dup2(stderr_write, STDERR_FILENO);
-    execv(self.c_str(), argv.data());
+    execve(self.c_str(), argv.data(), envp.data());
     _exit(127);
   }
   return pid;
