@@ -93,7 +93,7 @@ void calibrate(LinearQuantizer& quantizer, GraphModule model, const ImageSet& da
     const at::Tensor index = workers.shard(batch);
     quantizer.step();
     model->forward(data.batch(index));
-    seen += index.size(0) * workers.size();
+    seen += batch.size(0);
     bar.update(step + 1, seen, "");
   }
   bar.finish("");
@@ -133,7 +133,7 @@ void train_steps(LinearQuantizer& quantizer, GraphModule model, const ImageSet& 
     args.epoch = epoch;
     args.first_step = std::max<int64_t>(0, start - done);
     args.before_step = [&] { quantizer.step(); };
-    args.workers = &workers;
+    args.workers = workers;
     if (checkpoint) {
       args.after_step = [&, done](int64_t in_epoch) {
         checkpoint->after_step(done + in_epoch, o.steps, o.checkpoint_every, write_state);
@@ -157,10 +157,7 @@ int run_quantize(const QuantizeOptions& o) {
   if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1");
   if (o.calibrate && !o.milestones.empty())
     throw UsageError("--calibrate sets the milestones; drop --milestones");
-  if (runs_in_parallel(o.launch) && checkpointing(o)) {
-    throw UsageError(
-        "--checkpoint-every and --resume work with one process only, not with workers");
-  }
+  refuse_checkpoints_with_workers(o.launch, checkpointing(o));
   if (launches_workers(o.launch)) return launch_workers(o.launch);
   const WorkerGroup workers = WorkerGroup::from_environment(o.launch.worker_timeout());
   // Workers on one machine share its cores.

@@ -47,10 +47,7 @@ void check_options(const TrainOptions& o) {
   }
   if (!o.milestones.empty()) parse_milestones(o.milestones);
   coreml::parse_target(o.target);  // throws for unknown targets before any training
-  if (runs_in_parallel(o.launch) && (o.checkpoint_every > 0 || o.resume)) {
-    throw UsageError(
-        "--checkpoint-every and --resume work with one process only, not with workers");
-  }
+  refuse_checkpoints_with_workers(o.launch, o.checkpoint_every > 0 || o.resume);
 }
 
 // The schedule in steps (quantizer.step() calls, one per batch as in the tutorial). Default,
@@ -109,7 +106,7 @@ struct TrainingPhase {
   // Held while evaluating (e.g. observers paused); may be empty.
   std::function<std::shared_ptr<void>()> evaluate_guard;
   std::string eval_label;
-  const WorkerGroup* workers = nullptr;  // data-parallel workers; null: alone
+  WorkerGroup workers;  // data-parallel workers; default: alone
   // Where a resumed run starts, and the epoch's running sums (kept for checkpoints).
   int start_epoch = 0;
   int64_t start_steps = 0;
@@ -148,8 +145,7 @@ EvalStats run_phase(const TrainingPhase& phase, const Forward& forward, const Lo
     phase.set_training(false);
     {
       const std::shared_ptr<void> guard = phase.evaluate_guard ? phase.evaluate_guard() : nullptr;
-      last = evaluate(forward, loss_fn, test, 512, phase.eval_label,
-                      phase.workers ? *phase.workers : WorkerGroup());
+      last = evaluate(forward, loss_fn, test, 512, phase.eval_label, phase.workers);
     }
     curves->test_accuracy.push_back({phase.first_epoch + epoch + 1.0, last.loss, last.accuracy});
     timer.start(timer_phase);
@@ -263,23 +259,20 @@ int run_train(const TrainOptions& options) {
   timer.start("float training");
   torch::manual_seed(options.seed);
   torch::nn::Sequential model = make_builtin_model(options.model, num_classes);
-  {
-    std::vector<at::Tensor> state = model->parameters();
-    for (const at::Tensor& b : model->buffers()) state.push_back(b);
-    workers.broadcast(state);  // rank 0's initial weights everywhere, as DDP starts
-  }
   // Workers run the float phase through the captured graph of the same modules (it shares
-  // their parameters and BatchNorm statistics), so that BatchNorm is synchronized as in QAT.
-  std::optional<GraphModule> float_graph;
+  // their parameters and BatchNorm statistics), so that BatchNorm is synchronized as in QAT,
+  // and start from rank 0's initial weights, as DDP does.
+  std::optional<GraphModule> synced_graph;
   std::optional<distributed::DataParallel> float_parallel;
   if (!workers.alone()) {
-    float_graph.emplace(capture_source({std::make_shared<torch::nn::Sequential>(model), nullptr}));
+    synced_graph.emplace(capture_source({std::make_shared<torch::nn::Sequential>(model), nullptr}));
     distributed::DataParallelOptions sync_batch_norm_only;
     sync_batch_norm_only.synchronize_observers = false;
-    float_parallel.emplace(*float_graph, workers.process_group(), sync_batch_norm_only);
+    float_parallel.emplace(*synced_graph, workers.process_group(), sync_batch_norm_only);
+    float_parallel->broadcast_state();
   }
   const Forward float_forward = [&](const at::Tensor& x) {
-    return float_graph ? (*float_graph)->forward(x) : model->forward(x);
+    return synced_graph ? (*synced_graph)->forward(x) : model->forward(x);
   };
   torch::optim::Adam optimizer(model->parameters(),
                                torch::optim::AdamOptions(options.lr).eps(1e-7));
@@ -306,10 +299,10 @@ int run_train(const TrainOptions& options) {
   float_phase.epochs = options.epochs;
   float_phase.set_training = [&](bool on) {
     on ? model->train() : model->eval();
-    if (float_graph) on ? (*float_graph)->train() : (*float_graph)->eval();
+    if (synced_graph) on ? (*synced_graph)->train() : (*synced_graph)->eval();
   };
   float_phase.eval_label = "  test (float)";
-  float_phase.workers = &workers;
+  float_phase.workers = workers;
   float_phase.progress = &position.progress;
   if (resume && !float_done) {
     float_phase.start_epoch = resume->position.epoch;
@@ -376,7 +369,7 @@ int run_train(const TrainOptions& options) {
   // Evaluation must not move the observers.
   qat_phase.evaluate_guard = [&] { return std::make_shared<ObserversPaused>(qmodel); };
   qat_phase.eval_label = "  test (fake quant)";
-  qat_phase.workers = &workers;
+  qat_phase.workers = workers;
   const EvalStats qat_eval = run_phase(qat_phase, qat_forward, loss_fn, qat_optimizer, train,
                                        test, options, timer, &result.qat_curves);
   result.fake_quant_accuracy = qat_eval.accuracy;

@@ -88,8 +88,7 @@ EpochStats train_epoch(const Forward& forward, const LossFn& loss_fn,
   int64_t& window_correct = p.window_correct;
   int64_t& window_seen = p.window_seen;
   int64_t& window_steps = p.window_steps;
-  const WorkerGroup alone;
-  const WorkerGroup& workers = args.workers ? *args.workers : alone;
+  const WorkerGroup& workers = args.workers;
   // The last batch is the smallest.
   check_batch_shares(
       size % args.batch_size == 0 ? std::min(size, args.batch_size) : size % args.batch_size,

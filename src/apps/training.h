@@ -59,8 +59,8 @@ struct TrainEpochArgs {
   // After each step's update, with the number of this epoch's steps done (checkpoints).
   std::function<void(int64_t steps_done)> after_step;
   // Data-parallel: this worker trains its shard of every batch, gradients are averaged before
-  // the update and the metrics are the whole batch's. Null: alone.
-  const WorkerGroup* workers = nullptr;
+  // the update and the metrics are the whole batch's. Default: alone.
+  WorkerGroup workers;
 };
 
 // Every worker of several needs at least one image of every batch: Error naming `context`

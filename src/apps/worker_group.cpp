@@ -52,10 +52,6 @@ void WorkerGroup::sum(std::vector<double>& values) const {
       *process_group());
 }
 
-void WorkerGroup::broadcast(const std::vector<at::Tensor>& tensors) const {
-  if (!alone()) distributed::broadcast_tensors(tensors, *process_group());
-}
-
 void WorkerGroup::average_gradients(const std::vector<at::Tensor>& parameters) const {
   if (!alone()) distributed::average_gradients(parameters, *process_group());
 }

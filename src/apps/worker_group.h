@@ -46,8 +46,6 @@ class WorkerGroup {
   std::pair<int64_t, int64_t> share(int64_t count) const;
   // Every worker's `values` summed, in float64, into every worker's.
   void sum(std::vector<double>& values) const;
-  // Rank 0's values of `tensors` on every worker.
-  void broadcast(const std::vector<at::Tensor>& tensors) const;
   // The mean gradient over the workers, after each backward pass.
   void average_gradients(const std::vector<at::Tensor>& parameters) const;
 

@@ -176,9 +176,13 @@ void remember_command_line(int argc, const char* const* argv) {
   command_line().assign(argv, argv + argc);
 }
 
-bool runs_in_parallel(const LaunchOptions& o) {
+void refuse_checkpoints_with_workers(const LaunchOptions& o, bool checkpointing) {
   const char* world = std::getenv("WORLD_SIZE");
-  return o.nproc > 1 || o.nnodes > 1 || (world && std::string(world) != "1");
+  const bool parallel = o.nproc > 1 || o.nnodes > 1 || (world && std::string(world) != "1");
+  if (parallel && checkpointing) {
+    throw UsageError(
+        "--checkpoint-every and --resume work with one process only, not with workers");
+  }
 }
 
 bool launches_workers(const LaunchOptions& o) {

@@ -40,8 +40,9 @@ void remember_command_line(int argc, const char* const* argv);
 // for --nnodes without MASTER_ADDR and MASTER_PORT).
 bool launches_workers(const LaunchOptions& options);
 
-// True for --nproc or --nnodes above 1, and in a worker of a job of several (WORLD_SIZE > 1).
-bool runs_in_parallel(const LaunchOptions& options);
+// UsageError when a run with workers (--nproc or --nnodes above 1, or a worker of a job of
+// several) asks for checkpoints (--checkpoint-every, --resume).
+void refuse_checkpoints_with_workers(const LaunchOptions& options, bool checkpointing);
 
 // Starts the workers, relays their output, waits; returns the command's exit code.
 int launch_workers(const LaunchOptions& options);

@@ -84,17 +84,6 @@ void all_reduce_sum(const at::Tensor& tensor, c10d::ProcessGroup& group) {
   wait([&] { return group.allreduce(tensors, c10d::AllreduceOptions{c10d::ReduceOp::SUM}); });
 }
 
-void broadcast_tensors(const std::vector<at::Tensor>& tensors, c10d::ProcessGroup& group) {
-  const at::NoGradGuard no_grad;
-  for (const at::Tensor& t : tensors) {
-    if (!t.defined() || t.numel() == 0) continue;
-    at::Tensor data = t.detach();
-    std::vector<at::Tensor> one = {data.is_contiguous() ? data : data.contiguous()};
-    wait([&] { return group.broadcast(one, c10d::BroadcastOptions{}); });
-    if (!data.is_contiguous()) data.copy_(one[0]);
-  }
-}
-
 void average_gradients(const std::vector<at::Tensor>& all_parameters, c10d::ProcessGroup& group) {
   // Parameters that learn nothing (a symmetric learnable quantizer's zero point) get no gradient.
   std::vector<at::Tensor> parameters;
@@ -128,7 +117,15 @@ void DataParallel::broadcast_state() {
   std::vector<at::Tensor> tensors;
   for (const at::Tensor& p : model_->parameters()) tensors.push_back(p);
   for (const at::Tensor& b : model_->buffers()) tensors.push_back(b);
-  broadcast_tensors(tensors, *group_);
+  const at::NoGradGuard no_grad;
+  // One broadcast per tensor keeps every dtype (flags, counters) as it is.
+  for (const at::Tensor& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    at::Tensor data = t.detach();
+    std::vector<at::Tensor> one = {data.is_contiguous() ? data : data.contiguous()};
+    wait([&] { return group_->broadcast(one, c10d::BroadcastOptions{}); });
+    if (!data.is_contiguous()) data.copy_(one[0]);
+  }
 }
 
 void DataParallel::average_gradients() {

@@ -10,30 +10,11 @@
 
 #include <vector>
 
+#include "channel_planes.h"
 #include "linquant/common/error.h"
-#include "linquant/quant/parallel.h"
 
 namespace linquant::runtime {
 namespace {
-
-struct Planes {
-  int64_t outer = 1, channels = 1, inner = 1;
-};
-
-Planes planes_of(const at::Tensor& x) {
-  Planes p;
-  p.outer = x.size(0);
-  p.channels = x.size(1);
-  for (int64_t d = 2; d < x.dim(); ++d) p.inner *= x.size(d);
-  return p;
-}
-
-// Calls body(channel, offset) for every [inner] plane, split across threads.
-template <typename Body>
-void for_each_plane(const Planes& p, const Body& body) {
-  parallel_for_rows(p.outer * p.channels, p.inner,
-                    [&](int64_t plane) { body(plane % p.channels, plane * p.inner); });
-}
 
 // The loops over one plane, compiled twice (AVX2 and baseline x86-64) with the version
 // picked at load time: division throughput, not memory, bounds them.
@@ -60,7 +41,7 @@ class ChannelDivide : public torch::autograd::Function<ChannelDivide> {
     const at::Tensor x = input.contiguous();
     const at::Tensor f = factor.contiguous();
     at::Tensor y = at::empty_like(x);
-    const Planes p = planes_of(x);
+    const ChannelPlanes p(x);
     const float* xp = x.data_ptr<float>();
     const float* fp = f.data_ptr<float>();
     float* yp = y.data_ptr<float>();
@@ -81,7 +62,7 @@ class ChannelDivide : public torch::autograd::Function<ChannelDivide> {
     const bool want_f = ctx->needs_input_grad(1);
     at::Tensor grad_x = want_x ? at::empty_like(g) : at::Tensor();
     at::Tensor grad_f_elements = want_f ? at::empty_like(g) : at::Tensor();
-    const Planes p = planes_of(g);
+    const ChannelPlanes p(g);
     const float* gp = g.data_ptr<float>();
     const float* yp = y.data_ptr<float>();
     const float* fp = f.data_ptr<float>();

@@ -11,73 +11,59 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "channel_planes.h"
 #include "linquant/common/error.h"
 #include "run_context.h"
 
 namespace linquant::runtime {
 namespace {
 
-// Input [N, C, *] as N*C planes of `plane` contiguous values.
-struct Planes {
-  int64_t batch, channels, plane;
-  explicit Planes(const at::Tensor& x)
-      : batch(x.size(0)),
-        channels(x.size(1)),
-        plane(x.numel() / std::max<int64_t>(1, x.size(0) * x.size(1))) {}
-  int64_t offset(int64_t n, int64_t c) const { return (n * channels + c) * plane; }
-};
-
 // Per channel: sum of x into sums[c], sum of x^2 into sums[C + c], in float64, one pass over x
 // (the float64 copies of x a composite would make are never written). Channels are
 // independent, so any thread split gives the same sums.
 void channel_moments(const at::Tensor& x, double* sums) {
-  const Planes p(x);
+  const ChannelPlanes p(x);
   const float* data = x.data_ptr<float>();
-  at::parallel_for(0, p.channels, 1, [&](int64_t first, int64_t last) {
-    for (int64_t c = first; c < last; ++c) {
-      double sum = 0, squares = 0;
-      for (int64_t n = 0; n < p.batch; ++n) {
-        const float* v = data + p.offset(n, c);
+  for_each_channel(p, [&](int64_t c) {
+    double sum = 0, squares = 0;
+    for (int64_t n = 0; n < p.outer; ++n) {
+      const float* v = data + p.offset(n, c);
 #pragma omp simd reduction(+ : sum, squares)
-        for (int64_t i = 0; i < p.plane; ++i) {
-          const double d = v[i];
-          sum += d;
-          squares += d * d;
-        }
+      for (int64_t i = 0; i < p.inner; ++i) {
+        const double d = v[i];
+        sum += d;
+        squares += d * d;
       }
-      sums[c] = sum;
-      sums[p.channels + c] = squares;
     }
+    sums[c] = sum;
+    sums[p.channels + c] = squares;
   });
 }
 
 // Per channel: sum(dy) into sums[c] and sum(dy * (x - mean)) into sums[C + c], float64, one
 // pass (x - mean rounded to float first, as the float composite computes it).
 void gradient_moments(const at::Tensor& x, const at::Tensor& dy, const float* mean, double* sums) {
-  const Planes p(x);
+  const ChannelPlanes p(x);
   const float* xs = x.data_ptr<float>();
   const float* gs = dy.data_ptr<float>();
-  at::parallel_for(0, p.channels, 1, [&](int64_t first, int64_t last) {
-    for (int64_t c = first; c < last; ++c) {
-      double sum = 0, product = 0;
-      const float m = mean[c];
-      for (int64_t n = 0; n < p.batch; ++n) {
-        const float* xv = xs + p.offset(n, c);
-        const float* gv = gs + p.offset(n, c);
+  for_each_channel(p, [&](int64_t c) {
+    double sum = 0, product = 0;
+    const float m = mean[c];
+    for (int64_t n = 0; n < p.outer; ++n) {
+      const float* xv = xs + p.offset(n, c);
+      const float* gv = gs + p.offset(n, c);
 #pragma omp simd reduction(+ : sum, product)
-        for (int64_t i = 0; i < p.plane; ++i) {
-          const double g = gv[i];
-          sum += g;
-          product += g * static_cast<double>(xv[i] - m);
-        }
+      for (int64_t i = 0; i < p.inner; ++i) {
+        const double g = gv[i];
+        sum += g;
+        product += g * static_cast<double>(xv[i] - m);
       }
-      sums[c] = sum;
-      sums[p.channels + c] = product;
     }
+    sums[c] = sum;
+    sums[p.channels + c] = product;
   });
 }
 
@@ -85,19 +71,15 @@ void gradient_moments(const at::Tensor& x, const at::Tensor& dy, const float* me
 // operations in the same order as the tensor expression it replaces.
 at::Tensor input_gradient(const at::Tensor& x, const at::Tensor& dy, const float* mean,
                           const float* mean_dy, const float* k, const float* scale) {
-  const Planes p(x);
+  const ChannelPlanes p(x);
   at::Tensor dx = at::empty_like(x);
   const float* xs = x.data_ptr<float>();
   const float* gs = dy.data_ptr<float>();
   float* out = dx.data_ptr<float>();
-  at::parallel_for(0, p.batch * p.channels, 1, [&](int64_t first, int64_t last) {
-    for (int64_t nc = first; nc < last; ++nc) {
-      const int64_t c = nc % p.channels;
-      const float m = mean[c], md = mean_dy[c], kc = k[c], sc = scale[c];
-      const int64_t o = nc * p.plane;
-      for (int64_t i = 0; i < p.plane; ++i) {
-        out[o + i] = ((gs[o + i] - md) - (xs[o + i] - m) * kc) * sc;
-      }
+  for_each_plane(p, [&](int64_t c, int64_t o) {
+    const float m = mean[c], md = mean_dy[c], kc = k[c], sc = scale[c];
+    for (int64_t i = 0; i < p.inner; ++i) {
+      out[o + i] = ((gs[o + i] - md) - (xs[o + i] - m) * kc) * sc;
     }
   });
   return dx;

@@ -55,10 +55,7 @@ class DataParallel {
 // Collective failures (a dead or hung peer) throw CommunicationError.
 void all_reduce_sum(const at::Tensor& tensor, c10d::ProcessGroup& group);
 
-// The two collectives of DataParallel for any set of tensors (a model that is not a prepared
-// GraphModule, e.g. a float torch::nn::Module trained before QAT).
-// Every tensor's values from rank 0 to every rank; one broadcast per tensor keeps its dtype.
-void broadcast_tensors(const std::vector<at::Tensor>& tensors, c10d::ProcessGroup& group);
+// DataParallel's gradient averaging for any list of parameters (e.g. an optimizer's).
 // Every trainable parameter's gradient becomes the mean over the ranks (a missing gradient counts
 // as zero; a parameter that does not require grad keeps none): one all-reduce, flattened.
 void average_gradients(const std::vector<at::Tensor>& parameters, c10d::ProcessGroup& group);
