@@ -1,8 +1,10 @@
 // Forward: y = x / f. Backward, as DivBackward0 computes it in torch 1.13:
 //   dx = g / f
 //   df = sum_to(-g * ((x / f) / f), f's shape)  where x / f is exactly the saved output y
-// The elementwise parts are fused into one loop; the reduction is ATen's own sum_to, so
-// its summation order (and the result) is torch's.
+// One pass per channel computes dx and reduces df's terms in registers in ATen's order of
+// additions (aten_row_sum.h), so the result is torch's without the terms ever being stored.
+// Shapes ATen reduces another way (no spatial plane of a vector's length, a single channel)
+// and an ATen whose order differs keep the terms in a tensor for ATen's own sum_to.
 #include "channel_divide.h"
 
 #include <ATen/ATen.h>
@@ -10,6 +12,7 @@
 
 #include <vector>
 
+#include "aten_row_sum.h"
 #include "channel_planes.h"
 #include "linquant/common/error.h"
 
@@ -32,6 +35,46 @@ __attribute__((target_clones("avx2", "default"))) void divide_backward_plane(
   if (df) {
     for (int64_t i = 0; i < n; ++i) df[i] = -g[i] * (y[i] / divisor);
   }
+}
+
+// dx = g / f for a plane, returning the plane's sum of -g * (y / f) in ATen's order.
+template <int64_t Lanes>
+[[gnu::always_inline]] inline float divide_backward_plane_sum(const float* g, const float* y,
+                                                              float divisor, float* dx, int64_t n) {
+  using Vector = typename SumVector<Lanes>::type;
+  Vector f;  // every lane the divisor, -0.0 included (0.0 + divisor would lose its sign)
+  for (int64_t lane = 0; lane < Lanes; ++lane) f[lane] = divisor;
+  return aten_row_sum<Lanes>(
+      n,
+      [&](int64_t i, Vector& term) {
+        Vector gv, yv;
+        load_lanes(g + i, gv);
+        load_lanes(y + i, yv);
+        if (dx) store_lanes(dx + i, gv / f);
+        term = -gv * (yv / f);
+      },
+      [&](int64_t i) {
+        if (dx) dx[i] = g[i] / divisor;
+        return -g[i] * (y[i] / divisor);
+      });
+}
+
+// Both of ATen's widths, compiled for AVX2 and for baseline x86-64.
+__attribute__((target_clones("avx2", "default"))) float divide_backward_plane_sum8(
+    const float* g, const float* y, float divisor, float* dx, int64_t n) {
+  return divide_backward_plane_sum<8>(g, y, divisor, dx, n);
+}
+
+__attribute__((target_clones("avx2", "default"))) float divide_backward_plane_sum16(
+    const float* g, const float* y, float divisor, float* dx, int64_t n) {
+  return divide_backward_plane_sum<16>(g, y, divisor, dx, n);
+}
+
+// Whether the factor's gradient can be reduced in registers (see the top of the file): the
+// shapes ATen sums plane by plane with its vector loop, and an order found to be ATen's.
+bool reduces_in_registers(const at::Tensor& g, const ChannelPlanes& p) {
+  const int64_t lanes = aten_sum_lanes();
+  return lanes != 0 && g.dim() >= 3 && p.inner >= lanes && p.channels > 1;
 }
 
 class ChannelDivide : public torch::autograd::Function<ChannelDivide> {
@@ -61,12 +104,28 @@ class ChannelDivide : public torch::autograd::Function<ChannelDivide> {
     const bool want_x = ctx->needs_input_grad(0);
     const bool want_f = ctx->needs_input_grad(1);
     at::Tensor grad_x = want_x ? at::empty_like(g) : at::Tensor();
-    at::Tensor grad_f_elements = want_f ? at::empty_like(g) : at::Tensor();
     const ChannelPlanes p(g);
     const float* gp = g.data_ptr<float>();
     const float* yp = y.data_ptr<float>();
     const float* fp = f.data_ptr<float>();
     float* dxp = want_x ? grad_x.data_ptr<float>() : nullptr;
+    if (want_f && reduces_in_registers(g, p)) {
+      at::Tensor grad_f = at::empty_like(f);
+      float* dfp = grad_f.data_ptr<float>();
+      const auto plane_sum =
+          aten_sum_lanes() == 8 ? divide_backward_plane_sum8 : divide_backward_plane_sum16;
+      // ATen adds the planes' sums to a zero in batch order.
+      for_each_channel(p, [&](int64_t c) {
+        float sum = 0.0f;
+        for (int64_t n = 0; n < p.outer; ++n) {
+          const int64_t offset = p.offset(n, c);
+          sum += plane_sum(gp + offset, yp + offset, fp[c], dxp ? dxp + offset : nullptr, p.inner);
+        }
+        dfp[c] = sum;
+      });
+      return {grad_x, grad_f};
+    }
+    at::Tensor grad_f_elements = want_f ? at::empty_like(g) : at::Tensor();
     float* dfp = want_f ? grad_f_elements.data_ptr<float>() : nullptr;
     for_each_plane(p, [&](int64_t c, int64_t offset) {
       divide_backward_plane(gp + offset, yp + offset, fp[c], dxp ? dxp + offset : nullptr,

@@ -114,6 +114,49 @@ TEST(ChannelDivide, MatchesTorchDivisionAndDivBackwardBitForBit) {
   }
 }
 
+// Finite values of many magnitudes, where the factor's gradient depends on the order of
+// additions: planes from one vector's length to ones that reach every level of ATen's
+// cascade, with and without the input's gradient, alone and on two threads.
+TEST(ChannelDivide, FactorGradientSumsInTorchsOrder) {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {3, 2, 1, 8}, {2, 4, 9},        {4, 2, 7, 7},     {8, 32, 28, 28}, {2, 5, 17, 19},
+      {1, 3, 33},   {3, 2, 130, 131}, {2, 2, 400, 401}, {5, 3},          {4, 1, 40}};
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    uint64_t seed = 100;
+    for (const auto& shape : shapes) {
+      for (bool input_gradient : {true, false}) {
+        at::manual_seed(++seed);
+        const auto spread = [&](const std::vector<int64_t>& s) {
+          return at::randn(s) * at::pow(2.0, at::randint(-12, 12, s).to(at::kFloat));
+        };
+        const at::Tensor x = spread(shape), g = spread(shape);
+        const at::Tensor f = at::rand({shape[1]}) + 0.25;
+        at::Tensor df[2];
+        at::Tensor dx[2];
+        for (int ours : {0, 1}) {
+          at::Tensor xa = x.clone().requires_grad_(input_gradient);
+          at::Tensor fa = f.clone().requires_grad_(true);
+          std::vector<int64_t> broadcast(shape.size(), 1);
+          broadcast[1] = shape[1];
+          const at::Tensor y = ours ? runtime::divide_channels(xa, fa) : xa / fa.reshape(broadcast);
+          y.backward(g);
+          df[ours] = fa.grad();
+          if (input_gradient) dx[ours] = xa.grad();
+        }
+        SCOPED_TRACE("shape " + c10::str(at::IntArrayRef(shape)) + ", threads " +
+                     std::to_string(threads) + ", input gradient " +
+                     std::to_string(input_gradient));
+        EXPECT_TRUE(same_floats(df[1], df[0]));
+        if (input_gradient) {
+          EXPECT_TRUE(same_floats(dx[1], dx[0]));
+        }
+      }
+    }
+  }
+  at::set_num_threads(2);
+}
+
 TEST(ChannelDivide, EveryFactorAgainstEveryValue) {
   // Each special value divided by each special factor, and the gradients through them.
   const auto& special = special_values();

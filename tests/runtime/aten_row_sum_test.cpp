@@ -1,0 +1,57 @@
+// aten_row_sum against at::sum itself: every row length up to several groups of vectors, and
+// rows long enough to reach each level of the cascade, summed both ways on this machine.
+#include "../../src/runtime/aten_row_sum.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace linquant {
+namespace {
+
+template <int64_t Lanes>
+float row_sum(const float* x, int64_t n) {
+  return runtime::aten_row_sum<Lanes>(
+      n, [&](int64_t i, auto& v) { runtime::load_lanes(x + i, v); },
+      [&](int64_t i) { return x[i]; });
+}
+
+uint32_t bits(float v) {
+  uint32_t b = 0;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+TEST(AtenRowSum, ReproducesAtSumForEveryRowLength) {
+  // ATen's order has to be one this header knows, or the fused kernels fall back to at::sum.
+  const int64_t lanes = runtime::aten_sum_lanes();
+  ASSERT_TRUE(lanes == 8 || lanes == 16) << "at::sum adds in an order aten_row_sum.h lacks";
+  std::vector<int64_t> lengths;
+  for (int64_t n = 0; n <= 700; ++n) lengths.push_back(n);
+  for (int64_t n : {4096, 8191, 8192 + 77, 40000, 131072 + 3, 600001}) lengths.push_back(n);
+  at::manual_seed(7);
+  for (int64_t n : lengths) {
+    // Two rows, so the sum is over the inner dimension as in a per-channel reduction.
+    const at::Tensor rows =
+        at::randn({2, n}) * at::pow(2.0, at::randint(-20, 20, {2, n}).to(at::kFloat));
+    const at::Tensor sums = at::sum_to(rows.reshape({1, 2, n}), at::IntArrayRef{1, 2, 1});
+    for (int64_t r = 0; r < 2; ++r) {
+      const float* x = rows.data_ptr<float>() + r * n;
+      const float ours = lanes == 8 ? row_sum<8>(x, n) : row_sum<16>(x, n);
+      ASSERT_EQ(bits(ours), bits(sums.data_ptr<float>()[r])) << "row length " << n;
+    }
+  }
+}
+
+TEST(AtenRowSum, TheOtherWidthAddsInAnotherOrder) {
+  // The probe could not tell the widths apart if they agreed: check they do not, here.
+  at::manual_seed(8);
+  const at::Tensor row =
+      at::randn({1000}) * at::pow(2.0, at::randint(-20, 20, {1000}).to(at::kFloat));
+  EXPECT_NE(bits(row_sum<8>(row.data_ptr<float>(), 1000)),
+            bits(row_sum<16>(row.data_ptr<float>(), 1000)));
+}
+
+}  // namespace
+}  // namespace linquant
