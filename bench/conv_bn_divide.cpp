@@ -1,0 +1,62 @@
+// The QAT Conv-BN's division by the BatchNorm factor (src/runtime/channel_divide.cpp), backward
+// pass alone: linquant's divide_channels, whose factor gradient is summed in registers in
+// ATen's order, against the same operations written with ATen (y / f with DivBackward0, whose
+// factor gradient goes through a stored product and sum_to). Shapes: the conv outputs of
+// resnet18's stem, a 56x56 stage and its last stage at batch 32, and the tutorial CNN's first
+// Conv-BN at batch 128.
+//
+//   build/bench/linquant_bench_conv_bn_divide [Google Benchmark flags]
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "../src/runtime/channel_divide.h"
+#include "bench_common.h"
+
+namespace linquant {
+namespace {
+
+const std::vector<std::vector<int64_t>>& shapes() {
+  static const std::vector<std::vector<int64_t>> all = {
+      {32, 64, 112, 112}, {32, 64, 56, 56}, {32, 512, 7, 7}, {128, 32, 28, 28}};
+  return all;
+}
+
+void backward(benchmark::State& state, bool fused) {
+  const std::vector<int64_t>& shape = shapes().at(static_cast<size_t>(state.range(0)));
+  at::manual_seed(0);
+  const at::Tensor x = at::randn(shape).requires_grad_(true);
+  const at::Tensor g = at::randn(shape);
+  const at::Tensor f = (at::rand({shape[1]}) + 0.5).requires_grad_(true);
+  for (auto _ : state) {
+    state.PauseTiming();
+    const at::Tensor y =
+        fused ? runtime::divide_channels(x, f) : x / f.reshape({1, shape[1], 1, 1});
+    x.mutable_grad() = at::Tensor();
+    f.mutable_grad() = at::Tensor();
+    state.ResumeTiming();
+    y.backward(g);
+  }
+  state.SetLabel(c10::str(at::IntArrayRef(shape)));
+  state.SetBytesProcessed(state.iterations() * x.numel() * 3 * static_cast<int64_t>(sizeof(float)));
+}
+
+void BM_fused(benchmark::State& state) { backward(state, true); }
+void BM_aten(benchmark::State& state) { backward(state, false); }
+
+BENCHMARK(BM_fused)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_aten)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace linquant
+
+int main(int argc, char** argv) {
+  linquant::bench::tune_malloc();
+  at::set_num_threads(2);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
