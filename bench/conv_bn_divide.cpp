@@ -7,13 +7,12 @@
 //
 //   build/bench/linquant_bench_conv_bn_divide [Google Benchmark flags]
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
 #include <vector>
 
 #include "../src/runtime/channel_divide.h"
-#include "bench_common.h"
+#include "kernel_benchmark_main.h"
 
 namespace linquant {
 namespace {
@@ -52,11 +51,4 @@ BENCHMARK(BM_aten)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime
 }  // namespace
 }  // namespace linquant
 
-int main(int argc, char** argv) {
-  linquant::bench::tune_malloc();
-  at::set_num_threads(2);
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return linquant::bench::run_kernel_benchmarks(argc, argv); }

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "bench_common.h"
+#include "kernel_benchmark_main.h"
 #include "linquant/quant/fake_quantize.h"
 #include "linquant/quant/kernel_dispatch.h"
 
@@ -193,11 +193,5 @@ void register_all() {
 }  // namespace linquant
 
 int main(int argc, char** argv) {
-  linquant::bench::tune_malloc();
-  at::set_num_threads(2);
-  benchmark::Initialize(&argc, argv);
-  linquant::register_all();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return linquant::bench::run_kernel_benchmarks(argc, argv, linquant::register_all);
 }

@@ -16,10 +16,7 @@ template <int64_t Lanes>
 bool sums_like(const at::Tensor& rows, const at::Tensor& sums) {
   for (int64_t row = 0; row < kProbeRows; ++row) {
     const float* x = rows.data_ptr<float>() + row * kProbeLength;
-    const float sum = aten_row_sum<Lanes>(
-        kProbeLength, [&](int64_t i, auto& v) { load_lanes(x + i, v); },
-        [&](int64_t i) { return x[i]; });
-    if (sum != sums.data_ptr<float>()[row]) return false;
+    if (aten_row_sum_of<Lanes>(x, kProbeLength) != sums.data_ptr<float>()[row]) return false;
   }
   return true;
 }

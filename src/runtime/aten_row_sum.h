@@ -100,6 +100,13 @@ template <int64_t Lanes, typename VectorAt, typename ScalarAt>
   return total;
 }
 
+// aten_row_sum of n stored values.
+template <int64_t Lanes>
+float aten_row_sum_of(const float* x, int64_t n) {
+  return aten_row_sum<Lanes>(
+      n, [&](int64_t i, auto& v) { load_lanes(x + i, v); }, [&](int64_t i) { return x[i]; });
+}
+
 // The Lanes for which aten_row_sum reproduces at::sum in this process (ATen's vector width
 // follows the CPU capability it picked), or 0 when neither does: found once, by comparing a
 // few rows summed both ways.

@@ -70,11 +70,15 @@ __attribute__((target_clones("avx2", "default"))) float divide_backward_plane_su
   return divide_backward_plane_sum<16>(g, y, divisor, dx, n);
 }
 
-// Whether the factor's gradient can be reduced in registers (see the top of the file): the
-// shapes ATen sums plane by plane with its vector loop, and an order found to be ATen's.
-bool reduces_in_registers(const at::Tensor& g, const ChannelPlanes& p) {
+using PlaneSum = float (*)(const float*, const float*, float, float*, int64_t);
+
+// The plane kernel that reduces the factor's gradient in registers in ATen's order, or null
+// where it cannot (see the top of the file): only shapes ATen sums plane by plane with its
+// vector loop, and only with an order found to be ATen's.
+PlaneSum plane_sum_in_atens_order(const at::Tensor& g, const ChannelPlanes& p) {
   const int64_t lanes = aten_sum_lanes();
-  return lanes != 0 && g.dim() >= 3 && p.inner >= lanes && p.channels > 1;
+  if (lanes == 0 || g.dim() < 3 || p.inner < lanes || p.channels < 2) return nullptr;
+  return lanes == 8 ? divide_backward_plane_sum8 : divide_backward_plane_sum16;
 }
 
 class ChannelDivide : public torch::autograd::Function<ChannelDivide> {
@@ -109,11 +113,10 @@ class ChannelDivide : public torch::autograd::Function<ChannelDivide> {
     const float* yp = y.data_ptr<float>();
     const float* fp = f.data_ptr<float>();
     float* dxp = want_x ? grad_x.data_ptr<float>() : nullptr;
-    if (want_f && reduces_in_registers(g, p)) {
+    const PlaneSum plane_sum = want_f ? plane_sum_in_atens_order(g, p) : nullptr;
+    if (plane_sum) {
       at::Tensor grad_f = at::empty_like(f);
       float* dfp = grad_f.data_ptr<float>();
-      const auto plane_sum =
-          aten_sum_lanes() == 8 ? divide_backward_plane_sum8 : divide_backward_plane_sum16;
       // ATen adds the planes' sums to a zero in batch order.
       for_each_channel(p, [&](int64_t c) {
         float sum = 0.0f;

@@ -10,13 +10,6 @@
 namespace linquant {
 namespace {
 
-template <int64_t Lanes>
-float row_sum(const float* x, int64_t n) {
-  return runtime::aten_row_sum<Lanes>(
-      n, [&](int64_t i, auto& v) { runtime::load_lanes(x + i, v); },
-      [&](int64_t i) { return x[i]; });
-}
-
 uint32_t bits(float v) {
   uint32_t b = 0;
   std::memcpy(&b, &v, sizeof b);
@@ -38,7 +31,8 @@ TEST(AtenRowSum, ReproducesAtSumForEveryRowLength) {
     const at::Tensor sums = at::sum_to(rows.reshape({1, 2, n}), at::IntArrayRef{1, 2, 1});
     for (int64_t r = 0; r < 2; ++r) {
       const float* x = rows.data_ptr<float>() + r * n;
-      const float ours = lanes == 8 ? row_sum<8>(x, n) : row_sum<16>(x, n);
+      const float ours =
+          lanes == 8 ? runtime::aten_row_sum_of<8>(x, n) : runtime::aten_row_sum_of<16>(x, n);
       ASSERT_EQ(bits(ours), bits(sums.data_ptr<float>()[r])) << "row length " << n;
     }
   }
@@ -49,8 +43,8 @@ TEST(AtenRowSum, TheOtherWidthAddsInAnotherOrder) {
   at::manual_seed(8);
   const at::Tensor row =
       at::randn({1000}) * at::pow(2.0, at::randint(-20, 20, {1000}).to(at::kFloat));
-  EXPECT_NE(bits(row_sum<8>(row.data_ptr<float>(), 1000)),
-            bits(row_sum<16>(row.data_ptr<float>(), 1000)));
+  EXPECT_NE(bits(runtime::aten_row_sum_of<8>(row.data_ptr<float>(), 1000)),
+            bits(runtime::aten_row_sum_of<16>(row.data_ptr<float>(), 1000)));
 }
 
 }  // namespace
