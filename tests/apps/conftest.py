@@ -19,10 +19,10 @@ def linquant_bin():
     return path
 
 
-def run(*args, timeout=600, cwd=None):
+def run(*args, timeout=600, cwd=None, env=None):
     """Runs `linquant ARGS...`; returns the CompletedProcess (text mode)."""
     return subprocess.run([linquant_bin(), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+                          timeout=timeout, cwd=cwd, env=env)
 
 
 def write_idx(path, array, magic=None, truncate_to=None, gzipped=False):

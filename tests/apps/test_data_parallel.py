@@ -26,14 +26,24 @@ def relative(a, b):
     return abs(a - b) / max(abs(a), abs(b), 1e-12)
 
 
+def pinned_kernels():
+    """The environment with OpenBLAS and oneDNN on their AVX2 kernels. Their AVX-512 kernels
+    round a row of a matrix product or a convolution's output differently depending on how many
+    rows (images) the call has, so a worker's half batch would not reproduce the whole batch's
+    rows. The AVX2 ones, which every machine of this kind can run, are the same code on every
+    CPU and give the tutorial's rows the same bits at both sizes."""
+    return dict(os.environ, OPENBLAS_CORETYPE="Haswell", DNNL_MAX_CPU_ISA="AVX2")
+
+
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory):
     """The --quick tutorial in one process, in 2 workers (--nproc 2), and in 2 launchers of one
     worker each (--nnodes 2, as on two machines)."""
     root = tmp_path_factory.mktemp("parallel")
-    runs = {"one": run("train", "--quick", "-o", root / "one"),
-            "nproc": run("train", "--quick", "--nproc", "2", "-o", root / "nproc")}
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    pinned = pinned_kernels()
+    runs = {"one": run("train", "--quick", "-o", root / "one", env=pinned),
+            "nproc": run("train", "--quick", "--nproc", "2", "-o", root / "nproc", env=pinned)}
+    env = dict(pinned, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     common = [linquant_bin(), "train", "--quick", "--nnodes", "2", "--worker-timeout", "60"]
     second = subprocess.Popen(common + ["--node-rank", "1", "-o", str(root / "node1")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -46,7 +56,7 @@ def quick_runs(tmp_path_factory):
     runs["torchrun"] = subprocess.run(
         ["/usr/bin/python3", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
          "2", "--redirects", "1", "--tee", "1", "--no_python", linquant_bin(), "train", "--quick",
-         "-o", str(root / "torchrun")], capture_output=True, text=True, timeout=600)
+         "-o", str(root / "torchrun")], capture_output=True, text=True, timeout=600, env=pinned)
     return root, runs
 
 
@@ -75,7 +85,8 @@ def test_batch_norm_is_synchronized_in_both_phases(tmp_path):
     normalize with the whole batch's statistics (measured: float curve losses within 4e-5 of one
     process, test loss 5e-7); with each worker's own half they move by up to 3e-3 and 2e-4."""
     for name, extra in (("one", []), ("two", ["--nproc", "2"])):
-        done = run("train", "--quick", "--model", "tutorial_bn", "-o", tmp_path / name, *extra)
+        done = run("train", "--quick", "--model", "tutorial_bn", "-o", tmp_path / name, *extra,
+                   env=pinned_kernels())
         assert done.returncode == 0, done.stderr
     one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
     # float64 sums against ATen's float32 statistics: last bits, not more.
@@ -196,7 +207,7 @@ def test_quantize_calibration_in_two_workers_is_exact(tutorial_torchscript, smal
     for name, extra in (("one", []), ("two", ["--nproc", "2"])):
         done = run("quantize", "--model", tutorial_torchscript, "--data", small_data, "--steps", 6,
                    "--batch-size", 48, "--calibrate", "--threads", 1, "-o",
-                   tmp_path / f"{name}.pt", *extra)
+                   tmp_path / f"{name}.pt", *extra, env=pinned_kernels())
         assert done.returncode == 0, done.stderr
         done = run("export", tmp_path / f"{name}.pt", "--format", "onnx", "-o",
                    tmp_path / f"{name}.onnx")
