@@ -152,6 +152,17 @@ void register_all() {
             [fused, shortcut](const at::Tensor& x) mutable {
               return fused->forward_after_add(x, shortcut, kReluUncapped);
             });
+        // MobileNetV3's hardswish into its activation quantizer, one by one and fused.
+        add("hardswish", [](const at::Tensor& x) { return at::hardswish(x); });
+        FakeQuantize hardswish_unfused(options);
+        add("hardswish_observer_fake_quant_unfused",
+            [hardswish_unfused](const at::Tensor& x) mutable {
+              return hardswish_unfused->forward(at::hardswish(x));
+            });
+        FakeQuantize hardswish_fused(options);
+        add("hardswish_observer_fake_quant_fused", [hardswish_fused](const at::Tensor& x) mutable {
+          return hardswish_fused->forward_after_hardswish(x);
+        });
       }
       // LSQ with the qparams this tensor's observer gives, observer off (learning phase); the
       // affine variant also learns the zero point. The fused kernels on both kernel sets, and

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "aten_loop_split.h"
 #include "capped_relu.h"
 #include "learnable_arithmetic.h"
 
@@ -179,6 +180,16 @@ at::Tensor FakeQuantizeImpl::forward_after_add(const at::Tensor& a, const at::Te
   if (observes()) record(activation_post_process->observe_sum_range(left, right, relu_cap));
   return add_fake_quantize(left, right, scale, zero_point, options_.range.quant_min,
                            options_.range.quant_max, relu_cap);
+}
+
+at::Tensor FakeQuantizeImpl::forward_after_hardswish(const at::Tensor& x) {
+  if (is_learnable() || options_.per_channel() || x.scalar_type() != at::kFloat ||
+      !x.is_contiguous() || !is_fake_quant_enabled() || aten_vector_loop_step() == 0) {
+    return forward(at::hardswish(x));
+  }
+  if (observes()) record(activation_post_process->observe_hardswish_range(x));
+  return hardswish_fake_quantize(x, scale, zero_point, options_.range.quant_min,
+                                 options_.range.quant_max);
 }
 
 void FakeQuantizeImpl::begin_shared_pass() {

@@ -1,18 +1,21 @@
-// The autograd functions behind fake_quantize(), relu_fake_quantize() and add_fake_quantize():
-// forward through the kernels, backward multiplies the incoming gradient by the saved in-range
-// mask (straight-through estimator), and for the ReLU forms also zeroes it where x <= 0.
+// The autograd functions behind fake_quantize(), relu_fake_quantize(), add_fake_quantize() and
+// hardswish_fake_quantize(): forward through the kernels, backward multiplies the incoming
+// gradient by the saved in-range mask (straight-through estimator), and for the ReLU forms
+// also zeroes it where x <= 0; the hardswish form then applies hardswish's own gradient.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
 #include <sstream>
 #include <vector>
 
+#include "aten_loop_split.h"
 #include "capped_relu.h"
+#include "element_blocks.h"
+#include "hardswish_gradient.h"
 #include "linquant/common/error.h"
 #include "linquant/quant/fake_quantize.h"
 #include "linquant/quant/kernel_dispatch.h"
 #include "linquant/quant/parallel.h"
-#include "sum_blocks.h"
 
 namespace linquant {
 namespace {
@@ -37,6 +40,16 @@ std::vector<QParam> read_qparams(const at::Tensor& scale, const at::Tensor& zero
     }
   }
   return qparams;
+}
+
+// The one (scale, zero point) of a per-tensor quantizer; `what` names the caller in the error.
+QParam per_tensor_qparam(const at::Tensor& scale, const at::Tensor& zero_point, const char* what) {
+  const std::vector<QParam> qparams = read_qparams(scale, zero_point);
+  if (qparams.size() != 1) {
+    throw QuantError(std::string(what) + ": per-tensor quantization needs one scale, got " +
+                     std::to_string(qparams.size()));
+  }
+  return qparams[0];
 }
 
 // dx from dy and the saved mask (bool: dy * mask; uint8 ReLU states: see
@@ -157,17 +170,13 @@ class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuanti
     const at::Tensor x = input.contiguous();
     at::Tensor y = at::empty_like(x);
     at::Tensor state = at::empty(x.sizes(), x.options().dtype(at::kByte));
-    const std::vector<QParam> qparams = read_qparams(scale, zero_point);
-    if (qparams.size() != 1) {
-      throw QuantError("relu_fake_quantize: per-tensor quantization needs one scale, got " +
-                       std::to_string(qparams.size()));
-    }
+    const QParam qparam = per_tensor_qparam(scale, zero_point, "relu_fake_quantize");
     const float* xp = x.data_ptr<float>();
     float* yp = y.data_ptr<float>();
     uint8_t* sp = state.data_ptr<uint8_t>();
     at::parallel_for(0, x.numel(), kParallelGrain, [&](int64_t begin, int64_t end) {
       relu_fake_quantize_span(xp + begin, yp + begin, sp + begin, end - begin,
-                              static_cast<float>(cap), qparams[0], quant_min, quant_max);
+                              static_cast<float>(cap), qparam, quant_min, quant_max);
     });
     ctx->save_for_backward({state});
     return y;
@@ -180,18 +189,14 @@ class ReluFakeQuantizeFunction : public torch::autograd::Function<ReluFakeQuanti
 };
 
 // add, an optional ReLU / ReLU6, then per-tensor fake quantize: each block of the sum
-// (sum_blocks.h) is quantized while it is in L1, with the same kernels and mask as above.
+// (element_blocks.h) is quantized while it is in L1, with the same kernels and mask as above.
 class AddFakeQuantizeFunction : public torch::autograd::Function<AddFakeQuantizeFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a,
                             const at::Tensor& b, const at::Tensor& scale,
                             const at::Tensor& zero_point, int64_t quant_min, int64_t quant_max,
                             bool relu, double cap) {
-    const std::vector<QParam> qparams = read_qparams(scale, zero_point);
-    if (qparams.size() != 1) {
-      throw QuantError("add_fake_quantize: per-tensor quantization needs one scale, got " +
-                       std::to_string(qparams.size()));
-    }
+    const QParam qparam = per_tensor_qparam(scale, zero_point, "add_fake_quantize");
     at::Tensor y = at::empty(a.sizes(), a.options());
     at::Tensor mask = at::empty(a.sizes(), a.options().dtype(relu ? at::kByte : at::kBool));
     const float* ap = a.data_ptr<float>();
@@ -206,10 +211,10 @@ class AddFakeQuantizeFunction : public torch::autograd::Function<AddFakeQuantize
                            const int64_t i = begin + offset;
                            if (relu) {
                              relu_fake_quantize_span(sum, yp + i, states + i, count, relu_cap,
-                                                     qparams[0], quant_min, quant_max);
+                                                     qparam, quant_min, quant_max);
                            } else {
-                             fake_quantize_span(sum, yp + i, in_range + i, count, qparams[0],
-                                                quant_min, quant_max);
+                             fake_quantize_span(sum, yp + i, in_range + i, count, qparam, quant_min,
+                                                quant_max);
                            }
                          });
     });
@@ -224,6 +229,50 @@ class AddFakeQuantizeFunction : public torch::autograd::Function<AddFakeQuantize
       return masked_backward(ctx, grads, 8, relu_masked_gradient_span, 2);
     }
     return masked_backward(ctx, grads, 8, masked_gradient_span, 2);
+  }
+};
+
+// hardswish, then per-tensor fake quantize: blocks of hardswish(x) go through the kernels
+// while in L1; x and the mask are kept for the backward pass.
+class HardswishFakeQuantizeFunction
+    : public torch::autograd::Function<HardswishFakeQuantizeFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& scale, const at::Tensor& zero_point,
+                            int64_t quant_min, int64_t quant_max) {
+    const QParam qparam = per_tensor_qparam(scale, zero_point, "hardswish_fake_quantize");
+    at::Tensor y = at::empty_like(x);
+    at::Tensor mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    bool* mp = mask.data_ptr<bool>();
+    at::parallel_for(0, x.numel(), kParallelGrain, [&](int64_t begin, int64_t end) {
+      for_each_hardswish_block(
+          xp + begin, end - begin, [&](const float* h, int64_t offset, int64_t count) {
+            const int64_t i = begin + offset;
+            fake_quantize_span(h, yp + i, mp + i, count, qparam, quant_min, quant_max);
+          });
+    });
+    ctx->save_for_backward({x, mask});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor grad = grads[0].to(at::kFloat).contiguous();
+    at::Tensor grad_input = at::empty_like(grad);
+    // ATen's split of the same call, on the threads it would have now.
+    const AtenLoopSplit split = aten_loop_split_here(grad.numel(), aten_vector_loop_step());
+    const float* gp = grad.data_ptr<float>();
+    const bool* mp = saved[1].data_ptr<bool>();
+    const float* xp = saved[0].data_ptr<float>();
+    float* op = grad_input.data_ptr<float>();
+    at::parallel_for(0, grad.numel(), kParallelGrain, [&](int64_t begin, int64_t end) {
+      hardswish_masked_gradient(gp + begin, mp + begin, xp + begin, op + begin, end - begin, begin,
+                                split);
+    });
+    return {grad_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -266,6 +315,16 @@ at::Tensor add_fake_quantize(const at::Tensor& a, const at::Tensor& b, const at:
   return AddFakeQuantizeFunction::apply(a.contiguous(), b.contiguous(), scale, zero_point,
                                         quant_min, quant_max, relu_cap.has_value(),
                                         static_cast<double>(relu_cap.value_or(0.0f)));
+}
+
+at::Tensor hardswish_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                                   const at::Tensor& zero_point, int64_t quant_min,
+                                   int64_t quant_max) {
+  check_quant_range(quant_min, quant_max);
+  if (x.scalar_type() != at::kFloat || !x.is_contiguous() || aten_vector_loop_step() == 0) {
+    return fake_quantize(at::hardswish(x), scale, zero_point, -1, quant_min, quant_max);
+  }
+  return HardswishFakeQuantizeFunction::apply(x, scale, zero_point, quant_min, quant_max);
 }
 
 at::Tensor fake_quantize(const at::Tensor& x, const at::Tensor& scale,

@@ -9,11 +9,11 @@
 #include <sstream>
 #include <vector>
 
+#include "element_blocks.h"
 #include "linquant/common/error.h"
 #include "linquant/common/warning.h"
 #include "linquant/quant/kernel_dispatch.h"
 #include "linquant/quant/parallel.h"
-#include "sum_blocks.h"
 
 namespace linquant {
 namespace {
@@ -52,6 +52,30 @@ bool span_min_max(const float* x, int64_t n, std::optional<float> relu_cap, floa
                   float* max_val) {
   return relu_cap ? relu_finite_min_max_span(x, n, *relu_cap, min_val, max_val)
                   : finite_min_max_span(x, n, min_val, max_val);
+}
+
+// The per-tensor range of an element-wise op's output (of its ReLU with relu_cap), where
+// for_each(data + offset, n, body) feeds body the op's output for those n elements a block at
+// a time (element_blocks.h); threads split [0, n).
+template <typename ForEachBlock>
+ObservedRange blockwise_range(const float* data, int64_t n, std::optional<float> relu_cap,
+                              const ForEachBlock& for_each) {
+  ObservedRange range;
+  if (n == 0) return range;
+  const auto span = [&](const float* part, int64_t count, float* span_lo, float* span_hi) {
+    bool any = false;
+    for_each(part, count, [&](const float* values, int64_t, int64_t block) {
+      float lo = 0.0f;
+      float hi = 0.0f;
+      const bool has = span_min_max(values, block, relu_cap, &lo, &hi);
+      merge_min_max(has, lo, hi, &any, span_lo, span_hi);
+    });
+    return any;
+  };
+  float lo = 0.0f;
+  float hi = 0.0f;
+  if (parallel_min_max(span, data, n, &lo, &hi)) range = {{lo}, {hi}, {1}};
+  return range;
 }
 
 // Finite min/max of each slice along axis; a slice without finite values gets has[c] = 0.
@@ -154,26 +178,24 @@ ObservedRange ObserverImpl::observe_sum_range(const at::Tensor& a, const at::Ten
       !b.is_contiguous() || a.numel() != b.numel()) {
     throw QuantError("observe_sum_range needs contiguous float32 operands of one size");
   }
-  ObservedRange range;
-  if (a.numel() == 0) return range;
   const float* a_data = a.data_ptr<float>();
   const float* b_data = b.data_ptr<float>();
   // Threads split a's buffer; b's part starts at the same offset.
-  const auto span = [&](const float* data, int64_t n, float* span_lo, float* span_hi) {
-    bool any = false;
-    for_each_sum_block(data, b_data + (data - a_data), n,
-                       [&](const float* sum, int64_t, int64_t count) {
-                         float lo = 0.0f;
-                         float hi = 0.0f;
-                         const bool has = span_min_max(sum, count, relu_cap, &lo, &hi);
-                         merge_min_max(has, lo, hi, &any, span_lo, span_hi);
-                       });
-    return any;
-  };
-  float lo = 0.0f;
-  float hi = 0.0f;
-  if (parallel_min_max(span, a_data, a.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
-  return range;
+  return blockwise_range(a_data, a.numel(), relu_cap,
+                         [&](const float* data, int64_t n, const auto& body) {
+                           for_each_sum_block(data, b_data + (data - a_data), n, body);
+                         });
+}
+
+ObservedRange ObserverImpl::observe_hardswish_range(const at::Tensor& x) const {
+  if (options_.per_channel()) throw QuantError("per-channel observers take hardswish(x) itself");
+  if (x.scalar_type() != at::kFloat || !x.is_contiguous()) {
+    throw QuantError("observe_hardswish_range needs a contiguous float32 tensor");
+  }
+  return blockwise_range(x.data_ptr<float>(), x.numel(), std::nullopt,
+                         [](const float* data, int64_t n, const auto& body) {
+                           for_each_hardswish_block(data, n, body);
+                         });
 }
 
 void ObserverImpl::apply_range(const ObservedRange& range) {

@@ -124,6 +124,7 @@ struct FusedChain {
   size_t length = 0;  // nodes in the chain, the quantizer included; 0: no chain
   bool add = false;
   std::optional<float> relu_cap;
+  bool hardswish = false;
 };
 
 // add(a, b) of two tensors with alpha 1: the sum the fused kernels compute.
@@ -222,9 +223,10 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
 
   // An activation quantizer runs fused with the elementwise ops that produce its input when
   // nothing else reads their outputs: a ReLU / ReLU6 (FakeQuantize::forward_after_relu), a
-  // residual add, or an add then a ReLU (forward_after_add). Bit-identical to running them
-  // one by one, with one pass over memory each way and no intermediate kept for the backward
-  // pass. Not while recording shapes, which wants every value.
+  // residual add, or an add then a ReLU (forward_after_add), a hardswish
+  // (forward_after_hardswish). Bit-identical to running them one by one, with one pass over
+  // memory each way and no intermediate written. Not while recording shapes, which wants
+  // every value.
   auto feeds_only_next = [&](size_t k) {
     return k + 1 < nodes.size() && nodes[k].outputs.size() == 1 &&
            nodes[k + 1].inputs.size() == 1 && nodes[k + 1].inputs[0] == nodes[k].outputs[0] &&
@@ -234,12 +236,16 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
     if (context.record_only || shapes) return {};
     FusedChain chain;
     size_t k = n;
-    if (nodes[k].op == ir::Op::add) {
+    if (nodes[k].op == ir::Op::hardswish) {
+      if (nodes[k].inputs.size() != 1 || !feeds_only_next(k)) return {};
+      chain.hardswish = true;
+      ++k;
+    } else if (nodes[k].op == ir::Op::add) {
       if (!adds_two_tensors(nodes[k]) || !feeds_only_next(k)) return {};
       chain.add = true;
       ++k;
     }
-    if (nodes[k].op == ir::Op::relu || nodes[k].op == ir::Op::relu6) {
+    if (!chain.hardswish && (nodes[k].op == ir::Op::relu || nodes[k].op == ir::Op::relu6)) {
       if (nodes[k].inputs.size() != 1 || !feeds_only_next(k)) return {};
       chain.relu_cap = nodes[k].op == ir::Op::relu6 ? 6.0f : kReluUncapped;
       ++k;
@@ -264,6 +270,7 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
                 if (chain.add) {
                   return quantizer->forward_after_add(operands[0], operands[1], chain.relu_cap);
                 }
+                if (chain.hardswish) return quantizer->forward_after_hardswish(operands[0]);
                 return quantizer->forward_after_relu(operands[0], *chain.relu_cap);
               }));
         for (ir::ValueId id : node.inputs) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "fused_quantizer_cases.h"
 #include "linquant/quant/fake_quantize.h"
 #include "tensor_bits.h"
 
@@ -36,48 +37,11 @@ std::pair<at::Tensor, at::Tensor> tricky_operands(int64_t seed, int64_t n) {
   return {a.reshape({-1, 1, 1}), b.reshape({-1, 1, 1})};
 }
 
-struct Variant {
-  ObserverType observer;
-  QuantizationScheme scheme;
-  QuantRange range;
-};
-
-const Variant kVariants[] = {
-    {ObserverType::moving_average_min_max, QuantizationScheme::symmetric, QuantRange::quint8()},
-    {ObserverType::moving_average_min_max, QuantizationScheme::affine, QuantRange::quint8()},
-    {ObserverType::min_max, QuantizationScheme::affine, QuantRange::qint8()},
-    {ObserverType::ema_min_max, QuantizationScheme::symmetric, QuantRange::qint8()},
-    {ObserverType::min_max, QuantizationScheme::symmetric, QuantRange::quint4()},
-};
-
-FakeQuantizeOptions options_of(const Variant& v) {
-  FakeQuantizeOptions options;
-  options.observer = v.observer;
-  options.scheme = v.scheme;
-  options.range = v.range;
-  return options;
-}
-
 // What the interpreter runs without fusion: add, then ReLU / ReLU6 when there is one.
 at::Tensor add_composite(const at::Tensor& a, const at::Tensor& b, std::optional<float> cap) {
   const at::Tensor sum = at::add(a, b);
   if (!cap) return sum;
   return std::isnan(*cap) ? at::relu(sum) : at::hardtanh(sum, 0.0, *cap);
-}
-
-void expect_same_state(const FakeQuantize& fused, const FakeQuantize& composite,
-                       const std::string& what) {
-  // Equal parameters mean something only if both sides observed the input.
-  ASSERT_TRUE(fused->activation_post_process->has_observed()) << what;
-  ASSERT_TRUE(composite->activation_post_process->has_observed()) << what;
-  EXPECT_EQ(fused->scale.item<float>(), composite->scale.item<float>()) << what;
-  EXPECT_EQ(fused->zero_point.item<int32_t>(), composite->zero_point.item<int32_t>()) << what;
-  EXPECT_EQ(fused->activation_post_process->min_val.item<float>(),
-            composite->activation_post_process->min_val.item<float>())
-      << what;
-  EXPECT_EQ(fused->activation_post_process->max_val.item<float>(),
-            composite->activation_post_process->max_val.item<float>())
-      << what;
 }
 
 struct AfterAdd {
@@ -89,9 +53,9 @@ class AddFakeQuantize : public ::testing::TestWithParam<AfterAdd> {};
 
 TEST_P(AddFakeQuantize, MatchesAddThenFakeQuantizeBitForBit) {
   const std::optional<float> cap = GetParam().relu_cap;
-  for (const Variant& v : kVariants) {
-    FakeQuantize fused(options_of(v));
-    FakeQuantize composite(options_of(v));
+  for (const FakeQuantizeOptions& options : fused_quantizer_variants()) {
+    FakeQuantize fused(options);
+    FakeQuantize composite(options);
     for (int64_t step = 0; step < 4; ++step) {
       // Sizes around the vector width, the sum blocks and the thread chunks; one step whose
       // sums are all negative.

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <string>
 
+#include "fused_quantizer_cases.h"
 #include "linquant/quant/fake_quantize.h"
 #include "tensor_bits.h"
 
@@ -30,12 +31,6 @@ at::Tensor tricky_input(int64_t seed, int64_t n) {
   return x.reshape({-1, 1, 1});
 }
 
-struct Variant {
-  ObserverType observer;
-  QuantizationScheme scheme;
-  QuantRange range;
-};
-
 // ReLU (cap = kReluUncapped) or ReLU6 (cap = 6, as torch.nn.ReLU6 computes it).
 at::Tensor relu_composite(const at::Tensor& x, float cap) {
   return std::isnan(cap) ? at::relu(x) : at::hardtanh(x, 0.0, cap);
@@ -45,18 +40,7 @@ class ReluFakeQuantize : public ::testing::TestWithParam<float> {};
 
 TEST_P(ReluFakeQuantize, MatchesReluThenFakeQuantizeBitForBit) {
   const float cap = GetParam();
-  const Variant variants[] = {
-      {ObserverType::moving_average_min_max, QuantizationScheme::symmetric, QuantRange::quint8()},
-      {ObserverType::moving_average_min_max, QuantizationScheme::affine, QuantRange::quint8()},
-      {ObserverType::min_max, QuantizationScheme::affine, QuantRange::qint8()},
-      {ObserverType::ema_min_max, QuantizationScheme::symmetric, QuantRange::qint8()},
-      {ObserverType::min_max, QuantizationScheme::symmetric, QuantRange::quint4()},
-  };
-  for (const Variant& v : variants) {
-    FakeQuantizeOptions options;
-    options.observer = v.observer;
-    options.scheme = v.scheme;
-    options.range = v.range;
+  for (const FakeQuantizeOptions& options : fused_quantizer_variants()) {
     FakeQuantize fused(options);
     FakeQuantize composite(options);
     for (int64_t step = 0; step < 4; ++step) {
@@ -77,15 +61,7 @@ TEST_P(ReluFakeQuantize, MatchesReluThenFakeQuantizeBitForBit) {
       const at::Tensor ga = torch::autograd::grad({ya}, {a}, {grad})[0];
       const at::Tensor gb = torch::autograd::grad({yb}, {b}, {grad})[0];
       expect_same_bits(ga, gb, what + " gradient");
-      // Equal parameters mean something only if both sides observed the input.
-      ASSERT_TRUE(fused->activation_post_process->has_observed()) << what;
-      ASSERT_TRUE(composite->activation_post_process->has_observed()) << what;
-      EXPECT_EQ(fused->scale.item<float>(), composite->scale.item<float>()) << what;
-      EXPECT_EQ(fused->zero_point.item<int32_t>(), composite->zero_point.item<int32_t>()) << what;
-      EXPECT_EQ(fused->activation_post_process->min_val.item<float>(),
-                composite->activation_post_process->min_val.item<float>()) << what;
-      EXPECT_EQ(fused->activation_post_process->max_val.item<float>(),
-                composite->activation_post_process->max_val.item<float>()) << what;
+      expect_same_state(fused, composite, what);
     }
   }
 }

@@ -1,8 +1,9 @@
-// The interpreter runs add -> quantizer, add -> ReLU -> quantizer and ReLU -> quantizer as one
-// fused call when nothing else reads the intermediate values; this checks that it does (the
-// output's autograd node is the fused function) and that the graph's outputs, both inputs'
-// gradients and the quantizers' state equal the same ops run one by one with ATen and separate
-// FakeQuantize modules, bit for bit; and that a sum with a second reader is not fused.
+// The interpreter runs add -> quantizer, add -> ReLU -> quantizer, ReLU -> quantizer and
+// hardswish -> quantizer as one fused call when nothing else reads the intermediate values; this
+// checks that it does (the output's autograd node is the fused function) and that the graph's
+// outputs, both inputs' gradients and the quantizers' state equal the same ops run one by one with
+// ATen and separate FakeQuantize modules, bit for bit; and that a sum with a second reader is not
+// fused.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
@@ -92,6 +93,43 @@ TEST(FusedQuantizerChain, MatchesTheOpsRunOneByOne) {
           at::equal(q->activation_post_process->max_val, refs[k]->activation_post_process->max_val))
           << "q" << k + 1;
     }
+  }
+}
+
+// x -> q1 = fq(hardswish(x)); h = hardswish(x * 2) is read by an output and by q2 = fq(h), so
+// that one is not fused.
+TEST(FusedQuantizerChain, HardswishRunsFusedUnlessItsOutputIsReadTwice) {
+  ir::Graph g;
+  const ValueId x = g.add_input("x");
+  const ValueId q1 = quantize(g, add(g, Op::hardswish, {x}), "q1");
+  const ValueId h = add(g, Op::hardswish, {add(g, Op::mul, {x}, {{"scalar", F(2.0)}})});
+  const ValueId q2 = quantize(g, h, "q2");
+  g.set_outputs({q1, h, q2});
+  GraphModule gm(std::move(g));
+  gm->train();
+  FakeQuantize r1(FakeQuantizeOptions{}), r2(FakeQuantizeOptions{});
+  for (int step = 0; step < 2; ++step) {
+    at::manual_seed(step);
+    at::Tensor x0 = at::randn({4, 3, 17, 19}) * 3;
+    x0.view({-1}).index_put_({at::arange(0, x0.numel(), 7)}, 3.0);  // hardswish's kink
+    const at::Tensor x1 = x0.clone().requires_grad_(true);
+    const at::Tensor x2 = x0.clone().requires_grad_(true);
+    const std::vector<at::Tensor> got = gm->forward(std::vector<at::Tensor>{x1});
+    const at::Tensor want_h = at::hardswish(x2 * 2.0);
+    const std::vector<at::Tensor> want = {r1(at::hardswish(x2)), want_h, r2(want_h)};
+    EXPECT_NE(grad_fn_name(got[0]).find("HardswishFakeQuantize"), std::string::npos)
+        << grad_fn_name(got[0]);
+    EXPECT_EQ(grad_fn_name(got[2]).find("Hardswish"), std::string::npos) << grad_fn_name(got[2]);
+    for (size_t k = 0; k < got.size(); ++k) {
+      EXPECT_TRUE(at::equal(got[k], want[k])) << "output " << k << " step " << step;
+    }
+    const at::Tensor grad = at::randn(x0.sizes());
+    const std::vector<at::Tensor> grads(got.size(), grad);
+    const at::Tensor g1 = torch::autograd::grad(got, {x1}, grads)[0];
+    const at::Tensor g2 = torch::autograd::grad(want, {x2}, grads)[0];
+    EXPECT_TRUE(at::equal(g1, g2)) << "gradient, step " << step;
+    EXPECT_TRUE(at::equal(gm->quantizer("q1")->scale, r1->scale)) << step;
+    EXPECT_TRUE(at::equal(gm->quantizer("q2")->scale, r2->scale)) << step;
   }
 }
 

@@ -37,6 +37,10 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   // path). A residual add and the quantizer after it.
   at::Tensor forward_after_add(const at::Tensor& a, const at::Tensor& b,
                                std::optional<float> relu_cap = std::nullopt);
+  // forward(at::hardswish(x)) bit for bit, gradient included, without writing hardswish(x) to
+  // memory (contiguous float32 x, per-tensor quantizers with fake quant on; other cases take
+  // the composite path).
+  at::Tensor forward_after_hardswish(const at::Tensor& x);
 
   void enable_observer(bool on = true);
   void disable_observer() { enable_observer(false); }
@@ -152,5 +156,13 @@ at::Tensor relu_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
 at::Tensor add_fake_quantize(const at::Tensor& a, const at::Tensor& b, const at::Tensor& scale,
                              const at::Tensor& zero_point, int64_t quant_min, int64_t quant_max,
                              std::optional<float> relu_cap = std::nullopt);
+
+// fake_quantize(at::hardswish(x), ...) per tensor in one pass each way, gradient included, bit
+// for bit with ATen's hardswish and its backward on this thread's intra-op thread count.
+// Contiguous float32 x; other tensors, and an ATen whose element-wise loop the probe does not
+// recognize (aten_loop_split.h), take the composite.
+at::Tensor hardswish_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
+                                   const at::Tensor& zero_point, int64_t quant_min,
+                                   int64_t quant_max);
 
 }  // namespace linquant

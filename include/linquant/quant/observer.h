@@ -51,6 +51,9 @@ class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
   // float32 a and b of one size).
   ObservedRange observe_sum_range(const at::Tensor& a, const at::Tensor& b,
                                   std::optional<float> relu_cap = std::nullopt) const;
+  // observe_range(at::hardswish(x)) without writing hardswish(x) (per-tensor observers;
+  // contiguous float32 x).
+  ObservedRange observe_hardswish_range(const at::Tensor& x) const;
 
   // forward() for a per-channel observer on axis 0 and a contiguous float32 x, one channel
   // (row) at a time: each row is observed, and on_row gets the channel's new qparams on the
