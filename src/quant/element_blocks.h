@@ -20,6 +20,11 @@ void add_span(const float* a, const float* b, float* out, int64_t n);
 // vector and scalar paths agree; NaN stays NaN, -inf gives NaN).
 void hardswish_span(const float* x, float* out, int64_t n);
 
+// out[i] = x * min(max(x + 3, 0), 6): hardswish before its division by 6, rounded as in
+// hardswish_span. Division by 6 is monotonic and keeps finiteness, so the finite minimum and
+// maximum of hardswish are those of this divided by 6, and an observer needs no division.
+void hardswish_numerator_span(const float* x, float* out, int64_t n);
+
 // body(values, offset, count) for consecutive blocks over [0, n), where fill(offset, count,
 // values) has written the op's output for elements [offset, offset + count) into values.
 template <typename Fill, typename Body>
@@ -48,6 +53,17 @@ template <typename Body>
 void for_each_hardswish_block(const float* x, int64_t n, const Body& body) {
   for_each_block(
       n, [&](int64_t offset, int64_t count, float* out) { hardswish_span(x + offset, out, count); },
+      body);
+}
+
+// for_each_block over hardswish_numerator_span(x).
+template <typename Body>
+void for_each_hardswish_numerator_block(const float* x, int64_t n, const Body& body) {
+  for_each_block(
+      n,
+      [&](int64_t offset, int64_t count, float* out) {
+        hardswish_numerator_span(x + offset, out, count);
+      },
       body);
 }
 
