@@ -7,7 +7,8 @@
 // and AVX2 kernels, 16 for AVX-512), adds them four at a time into four side-by-side accumulators,
 // and carries those up a cascade of four levels every 2^p groups so that only sums of similar size
 // meet. The vectors left over after the groups go into the first accumulator, the four accumulators
-// are added in order, and the row's total is the scalar tail followed by the lanes.
+// are added in order, and the row's total is the scalar tail followed by the lanes. A row shorter
+// than one vector is summed by ATen's scalar loop instead (four scalar accumulators).
 // Which lane count the running ATen uses is found once by asking at::sum itself
 // (aten_sum_lanes, aten_row_sum.cpp).
 #pragma once
@@ -56,6 +57,16 @@ template <int64_t Lanes, typename VectorAt, typename ScalarAt>
                                                  const ScalarAt& scalar_at) {
   constexpr int64_t kGroup = 4;
   constexpr int64_t kLevels = 4;
+  if (n < Lanes) {
+    // Rows shorter than a vector take ATen's scalar loop: four accumulators side by side
+    // (element i into k = i % 4), the leftovers into the first, then the four in order.
+    float acc[kGroup] = {};
+    const int64_t whole = n / kGroup * kGroup;
+    for (int64_t i = 0; i < whole; ++i) acc[i % kGroup] += scalar_at(i);
+    for (int64_t i = whole; i < n; ++i) acc[0] += scalar_at(i);
+    for (int64_t k = 1; k < kGroup; ++k) acc[0] += acc[k];
+    return acc[0];
+  }
   using Vector = typename SumVector<Lanes>::type;
   const int64_t vectors = n / Lanes;
   const int64_t groups = vectors / kGroup;
