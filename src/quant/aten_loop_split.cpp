@@ -34,9 +34,9 @@ int64_t aten_vector_loop_step() {
   return step;
 }
 
-AtenLoopSplit aten_loop_split_here(int64_t numel, int64_t step) {
+AtenLoopSplit aten_loop_split_here(int64_t numel) {
   const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
-  return AtenLoopSplit(numel, step, threads);
+  return AtenLoopSplit(numel, aten_vector_loop_step(), threads);
 }
 
 }  // namespace linquant

@@ -46,7 +46,8 @@ class AtenLoopSplit {
 // matches no such loop (then callers keep the unfused ops).
 int64_t aten_vector_loop_step();
 
-// AtenLoopSplit for n elements on the threads ATen would use right now on this thread.
-AtenLoopSplit aten_loop_split_here(int64_t numel, int64_t step);
+// AtenLoopSplit for n elements with the running ATen's step (aten_vector_loop_step(), which
+// must be found) on the threads ATen would use right now on this thread.
+AtenLoopSplit aten_loop_split_here(int64_t numel);
 
 }  // namespace linquant

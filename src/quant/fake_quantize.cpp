@@ -8,7 +8,6 @@
 #include <cmath>
 #include <vector>
 
-#include "aten_loop_split.h"
 #include "capped_relu.h"
 #include "learnable_arithmetic.h"
 
@@ -183,8 +182,8 @@ at::Tensor FakeQuantizeImpl::forward_after_add(const at::Tensor& a, const at::Te
 }
 
 at::Tensor FakeQuantizeImpl::forward_after_hardswish(const at::Tensor& x) {
-  if (is_learnable() || options_.per_channel() || x.scalar_type() != at::kFloat ||
-      !x.is_contiguous() || !is_fake_quant_enabled() || aten_vector_loop_step() == 0) {
+  if (is_learnable() || options_.per_channel() || !is_fake_quant_enabled() ||
+      !hardswish_fake_quantize_fuses(x)) {
     return forward(at::hardswish(x));
   }
   if (observes()) record(activation_post_process->observe_hardswish_range(x));

@@ -263,7 +263,7 @@ class HardswishFakeQuantizeFunction
     const at::Tensor grad = grads[0].to(at::kFloat).contiguous();
     at::Tensor grad_input = at::empty_like(grad);
     // ATen's split of the same call, on the threads it would have now.
-    const AtenLoopSplit split = aten_loop_split_here(grad.numel(), aten_vector_loop_step());
+    const AtenLoopSplit split = aten_loop_split_here(grad.numel());
     const float* gp = grad.data_ptr<float>();
     const bool* mp = saved[1].data_ptr<bool>();
     const float* xp = saved[0].data_ptr<float>();
@@ -317,11 +317,15 @@ at::Tensor add_fake_quantize(const at::Tensor& a, const at::Tensor& b, const at:
                                         static_cast<double>(relu_cap.value_or(0.0f)));
 }
 
+bool hardswish_fake_quantize_fuses(const at::Tensor& x) {
+  return x.scalar_type() == at::kFloat && x.is_contiguous() && aten_vector_loop_step() != 0;
+}
+
 at::Tensor hardswish_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                                    const at::Tensor& zero_point, int64_t quant_min,
                                    int64_t quant_max) {
   check_quant_range(quant_min, quant_max);
-  if (x.scalar_type() != at::kFloat || !x.is_contiguous() || aten_vector_loop_step() == 0) {
+  if (!hardswish_fake_quantize_fuses(x)) {
     return fake_quantize(at::hardswish(x), scale, zero_point, -1, quant_min, quant_max);
   }
   return HardswishFakeQuantizeFunction::apply(x, scale, zero_point, quant_min, quant_max);

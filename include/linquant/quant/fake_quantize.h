@@ -164,5 +164,7 @@ at::Tensor add_fake_quantize(const at::Tensor& a, const at::Tensor& b, const at:
 at::Tensor hardswish_fake_quantize(const at::Tensor& x, const at::Tensor& scale,
                                    const at::Tensor& zero_point, int64_t quant_min,
                                    int64_t quant_max);
+// Whether hardswish_fake_quantize(x, ...) runs its fused kernels rather than the composite.
+bool hardswish_fake_quantize_fuses(const at::Tensor& x);
 
 }  // namespace linquant
