@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../src/runtime/channel_divide.h"
+#include "../src/runtime/divided_batch_norm.h"
 #include "kernel_benchmark_main.h"
 
 namespace linquant {
@@ -47,6 +48,51 @@ void BM_aten(benchmark::State& state) { backward(state, false); }
 
 BENCHMARK(BM_fused)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_aten)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The division and the training-mode BatchNorm after it, forward and backward, as QAT Conv-BN
+// runs them without a conv bias: ATen's two ops, linquant's one node (divided_batch_norm.cpp),
+// and for scale the BatchNorm alone, which is what the float model pays.
+enum class Tail { batch_norm_only, aten, fused };
+
+void batch_norm_tail(benchmark::State& state, Tail tail) {
+  const std::vector<int64_t>& shape = shapes().at(static_cast<size_t>(state.range(0)));
+  const int64_t channels = shape[1];
+  at::manual_seed(0);
+  const at::Tensor x = at::randn(shape).requires_grad_(true);
+  const at::Tensor g = at::randn(shape);
+  const at::Tensor f = (at::rand({channels}) + 0.5).requires_grad_(true);
+  runtime::BatchNormState bn;
+  bn.weight = at::rand({channels}).requires_grad_(true);
+  bn.bias = at::randn({channels}).requires_grad_(true);
+  bn.running_mean = at::zeros({channels});
+  bn.running_var = at::ones({channels});
+  for (auto _ : state) {
+    at::Tensor out;
+    if (tail == Tail::fused) {
+      out = runtime::divide_and_batch_norm(x, f, bn, 0.1);
+    } else {
+      const at::Tensor y = tail == Tail::aten ? x / f.reshape({1, channels, 1, 1}) : x;
+      out = at::batch_norm(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, true, 0.1,
+                           bn.eps, true);
+    }
+    out.backward(g);
+  }
+  state.SetLabel(c10::str(at::IntArrayRef(shape)));
+}
+
+void BM_batch_norm_only(benchmark::State& state) { batch_norm_tail(state, Tail::batch_norm_only); }
+void BM_divide_batch_norm_aten(benchmark::State& state) { batch_norm_tail(state, Tail::aten); }
+void BM_divide_batch_norm_fused(benchmark::State& state) { batch_norm_tail(state, Tail::fused); }
+
+BENCHMARK(BM_batch_norm_only)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_divide_batch_norm_aten)
+    ->DenseRange(0, 3)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_divide_batch_norm_fused)
+    ->DenseRange(0, 3)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace linquant

@@ -9,8 +9,7 @@
 
 namespace linquant::runtime {
 
-at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats,
-                      const BatchStatsReducer* reducer) {
+double count_batch(const BatchNormState& state, bool use_batch_stats) {
   // torch's momentum=None is a cumulative average; without a batch counter it is 0, as in
   // torch::nn::BatchNorm.
   double factor = state.momentum < 0.0 ? 0.0 : state.momentum;
@@ -19,6 +18,12 @@ at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use
     state.num_batches_tracked.add_(1);
     if (state.momentum < 0.0) factor = 1.0 / state.num_batches_tracked.item<double>();
   }
+  return factor;
+}
+
+at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats,
+                      const BatchStatsReducer* reducer) {
+  const double factor = count_batch(state, use_batch_stats);
   if (use_batch_stats && reducer) return sync_batch_norm(x, state, factor, *reducer);
   return at::batch_norm(x, state.weight, state.bias, state.running_mean, state.running_var,
                         use_batch_stats, factor, state.eps, /*cudnn_enabled=*/true);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "aten_row_sum.h"
+#include "channel_divide_gradient.h"
 #include "channel_planes.h"
 #include "linquant/common/error.h"
 
@@ -37,37 +38,19 @@ __attribute__((target_clones("avx2", "default"))) void divide_backward_plane(
   }
 }
 
-// dx = g / f for a plane, returning the plane's sum of -g * (y / f) in ATen's order.
-template <int64_t Lanes>
-[[gnu::always_inline]] inline float divide_backward_plane_sum(const float* g, const float* y,
-                                                              float divisor, float* dx, int64_t n) {
-  using Vector = typename SumVector<Lanes>::type;
-  Vector f;  // every lane the divisor, -0.0 included (0.0 + divisor would lose its sign)
-  for (int64_t lane = 0; lane < Lanes; ++lane) f[lane] = divisor;
-  return aten_row_sum<Lanes>(
-      n,
-      [&](int64_t i, Vector& term) {
-        Vector gv, yv;
-        load_lanes(g + i, gv);
-        load_lanes(y + i, yv);
-        if (dx) store_lanes(dx + i, gv / f);
-        term = -gv * (yv / f);
-      },
-      [&](int64_t i) {
-        if (dx) dx[i] = g[i] / divisor;
-        return -g[i] * (y[i] / divisor);
-      });
-}
-
 // Both of ATen's widths, compiled for AVX2 and for baseline x86-64.
 __attribute__((target_clones("avx2", "default"))) float divide_backward_plane_sum8(
     const float* g, const float* y, float divisor, float* dx, int64_t n) {
-  return divide_backward_plane_sum<8>(g, y, divisor, dx, n);
+  return divide_backward_plane_sum<8>(
+      n, y, divisor, dx, [&](int64_t i, auto& v) { load_lanes(g + i, v); },
+      [&](int64_t i) { return g[i]; });
 }
 
 __attribute__((target_clones("avx2", "default"))) float divide_backward_plane_sum16(
     const float* g, const float* y, float divisor, float* dx, int64_t n) {
-  return divide_backward_plane_sum<16>(g, y, divisor, dx, n);
+  return divide_backward_plane_sum<16>(
+      n, y, divisor, dx, [&](int64_t i, auto& v) { load_lanes(g + i, v); },
+      [&](int64_t i) { return g[i]; });
 }
 
 using PlaneSum = float (*)(const float*, const float*, float, float*, int64_t);

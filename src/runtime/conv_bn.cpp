@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "channel_divide.h"
+#include "divided_batch_norm.h"
 #include "linquant/common/error.h"
 #include "linquant/ir/attribute_keys.h"
 #include "linquant/runtime/batch_norm_folding.h"
@@ -52,12 +53,18 @@ at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunConte
     throw Error("linear with fused BatchNorm needs a [batch, features] output, got " +
                 std::to_string(y.dim()) + " dimensions");
   }
-  y = divide_channels(y, scale_factor.reshape({-1}));
-  if (bias.defined()) y = y + bias.reshape(channel_shape(y));
-
   const bool frozen = context.freeze_bn.at(node.name).item<uint8_t>() != 0;
-  return batch_norm(y, bn, context.training && !frozen && !context.record_only,
-                    context.batch_stats_reducer);
+  const bool batch_stats = !frozen && !context.record_only;
+  const at::Tensor factor = scale_factor.reshape({-1});
+  // Without a conv bias BatchNorm's input is the quotient itself: one node for both steps
+  // saves a pass over memory in the backward.
+  if (batch_stats && !bias.defined() && !context.batch_stats_reducer &&
+      divide_and_batch_norm_applies(y, bn)) {
+    return divide_and_batch_norm(y, factor, bn, count_batch(bn, true));
+  }
+  y = divide_channels(y, factor);
+  if (bias.defined()) y = y + bias.reshape(channel_shape(y));
+  return batch_norm(y, bn, batch_stats, context.batch_stats_reducer);
 }
 
 }  // namespace linquant::runtime

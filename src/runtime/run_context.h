@@ -97,6 +97,9 @@ struct BatchNormState {
   // Negative: torch's momentum=None, a cumulative average over num_batches_tracked.
   double momentum = 0.1;
 };
+// Counts the batch in num_batches_tracked when `use_batch_stats`, and returns the momentum
+// at::batch_norm takes for it (torch's momentum=None: one over the batches counted).
+double count_batch(const BatchNormState& state, bool use_batch_stats);
 // With a reducer and batch statistics: sync_batch_norm.
 at::Tensor batch_norm(const at::Tensor& x, const BatchNormState& state, bool use_batch_stats,
                       const BatchStatsReducer* reducer = nullptr);
