@@ -10,6 +10,8 @@
 
 #include "capped_relu.h"
 #include "learnable_arithmetic.h"
+#include "linquant/common/error.h"
+#include "qparam_tensors.h"
 
 namespace linquant {
 
@@ -189,6 +191,18 @@ at::Tensor FakeQuantizeImpl::forward_after_hardswish(const at::Tensor& x) {
   if (observes()) record(activation_post_process->observe_hardswish_range(x));
   return hardswish_fake_quantize(x, scale, zero_point, options_.range.quant_min,
                                  options_.range.quant_max);
+}
+
+bool FakeQuantizeImpl::fuses_with_producer() const {
+  return !is_learnable() && !options_.per_channel() && is_fake_quant_enabled();
+}
+
+QParam FakeQuantizeImpl::observe_computed(int64_t n, const ObserverImpl::ComputedValues& compute) {
+  if (!fuses_with_producer()) {
+    throw QuantError("observe_computed: this quantizer needs its input materialized");
+  }
+  if (observes()) record(activation_post_process->observe_computed_range(n, compute));
+  return per_tensor_qparam(scale, zero_point, "observe_computed");
 }
 
 void FakeQuantizeImpl::begin_shared_pass() {

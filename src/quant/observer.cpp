@@ -26,11 +26,10 @@ void merge_min_max(bool has, float lo, float hi, bool* any, float* min_val, floa
   *any = true;
 }
 
-// Min/max of the whole buffer by `span` (finite values of x, or of relu(x)): equal chunks per
-// thread, combined in chunk order.
+// Min/max of n values by span(first, count, lo, hi) over index ranges (finite values of x, or
+// of relu(x)): equal chunks per thread, combined in chunk order.
 template <typename MinMaxSpan>
-bool parallel_min_max(const MinMaxSpan& span, const float* data, int64_t n, float* min_val,
-                      float* max_val) {
+bool parallel_min_max(const MinMaxSpan& span, int64_t n, float* min_val, float* max_val) {
   const int64_t chunks = std::clamp<int64_t>(n / kParallelGrain, 1, at::get_num_threads());
   std::vector<float> lo(chunks, 0.0f);
   std::vector<float> hi(chunks, 0.0f);
@@ -39,7 +38,7 @@ bool parallel_min_max(const MinMaxSpan& span, const float* data, int64_t n, floa
     for (int64_t c = begin; c < end; ++c) {
       const int64_t first = n * c / chunks;
       const int64_t last = n * (c + 1) / chunks;
-      has[c] = span(data + first, last - first, &lo[c], &hi[c]);
+      has[c] = span(first, last - first, &lo[c], &hi[c]);
     }
   });
   bool any = false;
@@ -54,17 +53,17 @@ bool span_min_max(const float* x, int64_t n, std::optional<float> relu_cap, floa
                   : finite_min_max_span(x, n, min_val, max_val);
 }
 
-// The per-tensor range of an element-wise op's output (of its ReLU with relu_cap), where
-// for_each(data + offset, n, body) feeds body the op's output for those n elements a block at
-// a time (element_blocks.h); threads split [0, n).
+// The per-tensor range of an element-wise op's n outputs (of their ReLU with relu_cap), where
+// for_each(first, count, body) feeds body the op's output for elements [first, first + count)
+// a block at a time (element_blocks.h); threads split [0, n).
 template <typename ForEachBlock>
-ObservedRange blockwise_range(const float* data, int64_t n, std::optional<float> relu_cap,
+ObservedRange blockwise_range(int64_t n, std::optional<float> relu_cap,
                               const ForEachBlock& for_each) {
   ObservedRange range;
   if (n == 0) return range;
-  const auto span = [&](const float* part, int64_t count, float* span_lo, float* span_hi) {
+  const auto span = [&](int64_t first, int64_t count, float* span_lo, float* span_hi) {
     bool any = false;
-    for_each(part, count, [&](const float* values, int64_t, int64_t block) {
+    for_each(first, count, [&](const float* values, int64_t, int64_t block) {
       float lo = 0.0f;
       float hi = 0.0f;
       const bool has = span_min_max(values, block, relu_cap, &lo, &hi);
@@ -74,7 +73,7 @@ ObservedRange blockwise_range(const float* data, int64_t n, std::optional<float>
   };
   float lo = 0.0f;
   float hi = 0.0f;
-  if (parallel_min_max(span, data, n, &lo, &hi)) range = {{lo}, {hi}, {1}};
+  if (parallel_min_max(span, n, &lo, &hi)) range = {{lo}, {hi}, {1}};
   return range;
 }
 
@@ -154,10 +153,11 @@ ObservedRange ObserverImpl::observe_range(const at::Tensor& input,
   if (!options_.per_channel()) {
     float lo = 0.0f;
     float hi = 0.0f;
-    const auto span = [&relu_cap](const float* data, int64_t n, float* span_lo, float* span_hi) {
-      return span_min_max(data, n, relu_cap, span_lo, span_hi);
+    const float* data = x.data_ptr<float>();
+    const auto span = [&](int64_t first, int64_t n, float* span_lo, float* span_hi) {
+      return span_min_max(data + first, n, relu_cap, span_lo, span_hi);
     };
-    if (parallel_min_max(span, x.data_ptr<float>(), x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
+    if (parallel_min_max(span, x.numel(), &lo, &hi)) range = {{lo}, {hi}, {1}};
     return range;
   }
   if (relu_cap) throw QuantError("per-channel observers take the ReLU output itself");
@@ -180,11 +180,9 @@ ObservedRange ObserverImpl::observe_sum_range(const at::Tensor& a, const at::Ten
   }
   const float* a_data = a.data_ptr<float>();
   const float* b_data = b.data_ptr<float>();
-  // Threads split a's buffer; b's part starts at the same offset.
-  return blockwise_range(a_data, a.numel(), relu_cap,
-                         [&](const float* data, int64_t n, const auto& body) {
-                           for_each_sum_block(data, b_data + (data - a_data), n, body);
-                         });
+  return blockwise_range(a.numel(), relu_cap, [&](int64_t first, int64_t n, const auto& body) {
+    for_each_sum_block(a_data + first, b_data + first, n, body);
+  });
 }
 
 ObservedRange ObserverImpl::observe_hardswish_range(const at::Tensor& x) const {
@@ -194,15 +192,28 @@ ObservedRange ObserverImpl::observe_hardswish_range(const at::Tensor& x) const {
   }
   // The range of hardswish's numerator, divided by 6 (element_blocks.h): one division per
   // tensor instead of one per element.
-  ObservedRange range = blockwise_range(x.data_ptr<float>(), x.numel(), std::nullopt,
-                                        [](const float* data, int64_t n, const auto& body) {
-                                          for_each_hardswish_numerator_block(data, n, body);
-                                        });
+  const float* data = x.data_ptr<float>();
+  ObservedRange range =
+      blockwise_range(x.numel(), std::nullopt, [&](int64_t first, int64_t n, const auto& body) {
+        for_each_hardswish_numerator_block(data + first, n, body);
+      });
   if (!range.empty()) {
     range.min[0] /= 6.0f;
     range.max[0] /= 6.0f;
   }
   return range;
+}
+
+ObservedRange ObserverImpl::observe_computed_range(int64_t n, const ComputedValues& compute) const {
+  if (options_.per_channel()) throw QuantError("per-channel observers take the values themselves");
+  return blockwise_range(n, std::nullopt, [&](int64_t first, int64_t count, const auto& body) {
+    for_each_block(
+        count,
+        [&](int64_t offset, int64_t block, float* values) {
+          compute(first + offset, block, values);
+        },
+        body);
+  });
 }
 
 void ObserverImpl::apply_range(const ObservedRange& range) {

@@ -30,7 +30,11 @@ bool has_fused_batch_norm(const ir::Node& node) {
   return node.attrs.has(ir::attr::bn_running_mean) || node.attrs.has(ir::attr::bn_running_var);
 }
 
-at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunContext& context) {
+at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunContext& context,
+                       FakeQuantize* then_quantize) {
+  const auto finish = [&](const at::Tensor& y) {
+    return then_quantize ? (*then_quantize)->forward(y) : y;
+  };
   const at::Tensor& weight = context.tensor(node, ir::attr::weight);
   const at::Tensor bias = context.optional_tensor(node, "bias");
   const BatchNormState bn = batch_norm_state(node, context, "bn_");
@@ -43,7 +47,8 @@ at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunConte
   // conv(x, fq(W')) + b' that finalize() produces: computed that way, finalized and prepared
   // models agree bit for bit instead of differing by rounding flips in later quantizers.
   if (!context.training) {
-    return apply_weighted(node, x, quantized_weight, folded_bias(context.graph, node, scale_factor));
+    return finish(
+        apply_weighted(node, x, quantized_weight, folded_bias(context.graph, node, scale_factor)));
   }
   // The conv bias is added after the factor is divided out, as in torch; the zero bias keeps
   // the kernel call the same as torch's.
@@ -56,15 +61,20 @@ at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunConte
   const bool frozen = context.freeze_bn.at(node.name).item<uint8_t>() != 0;
   const bool batch_stats = !frozen && !context.record_only;
   const at::Tensor factor = scale_factor.reshape({-1});
-  // Without a conv bias BatchNorm's input is the quotient itself: one node for both steps
-  // saves a pass over memory in the backward.
-  if (batch_stats && !bias.defined() && !context.batch_stats_reducer &&
-      divide_and_batch_norm_applies(y, bn)) {
-    return divide_and_batch_norm(y, factor, bn, count_batch(bn, true));
+  // Without a conv bias BatchNorm's input is the quotient itself: one node for the division,
+  // BatchNorm and (frozen) the quantizer after it saves passes over memory.
+  if (!bias.defined() && !context.record_only) {
+    if (batch_stats && !context.batch_stats_reducer && divide_and_batch_norm_applies(y, bn)) {
+      return finish(divide_and_batch_norm(y, factor, bn, count_batch(bn, true)));
+    }
+    if (frozen && then_quantize &&
+        divide_frozen_batch_norm_and_quantize_applies(y, bn, *then_quantize)) {
+      return divide_frozen_batch_norm_and_quantize(y, factor, bn, *then_quantize);
+    }
   }
   y = divide_channels(y, factor);
   if (bias.defined()) y = y + bias.reshape(channel_shape(y));
-  return batch_norm(y, bn, batch_stats, context.batch_stats_reducer);
+  return finish(batch_norm(y, bn, batch_stats, context.batch_stats_reducer));
 }
 
 }  // namespace linquant::runtime

@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -40,6 +41,8 @@
 #include "channel_divide_gradient.h"
 #include "channel_planes.h"
 #include "linquant/common/error.h"
+#include "linquant/quant/kernel_dispatch.h"
+#include "linquant/quant/parallel.h"
 
 namespace linquant::runtime {
 namespace {
@@ -120,82 +123,125 @@ struct PlaneSums {
   float centered;  // sum of (y - mean) * g
 };
 
+// The gradient BatchNorm receives: the incoming one, or (Masked) the incoming one times the
+// quantizer's in-range mask as a float, as the quantizer's backward computes it.
+template <bool Masked>
+[[gnu::always_inline]] inline void load_gradient(const float* g, const bool* mask, int64_t i,
+                                                 Vector& v) {
+  load_lanes(g + i, v);
+  if constexpr (Masked) {
+    // Eight mask bytes widened to 0.0f / 1.0f.
+    uint64_t bytes = 0;
+    std::memcpy(&bytes, mask + i, sizeof bytes);
+    const __m256i m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes)));
+    v *= to_vector(_mm256_cvtepi32_ps(m));
+  }
+}
+
+template <bool Masked>
+[[gnu::always_inline]] inline float gradient_at(const float* g, const bool* mask, int64_t i) {
+  if constexpr (Masked) {
+    return g[i] * static_cast<float>(mask[i]);
+  } else {
+    return g[i];
+  }
+}
+
 // One plane of at least kLanes values.
-template <AtenKernels K>
-[[gnu::always_inline]] inline PlaneSums plane_sums(const float* g, const float* y, float mean,
-                                                   int64_t n) {
+template <AtenKernels K, bool Masked>
+[[gnu::always_inline]] inline PlaneSums plane_sums(const float* g, const bool* mask, const float* y,
+                                                   float mean, int64_t n) {
   const Vector mean_v = splat(mean);
   Vector gv, yv;
-  load_lanes(g, gv);
+  load_gradient<Masked>(g, mask, 0, gv);
   load_lanes(y, yv);
   Vector sum = gv;
   Vector centered = (yv - mean_v) * gv;
   const int64_t whole = n - n % kLanes;
   for (int64_t i = kLanes; i < whole; i += kLanes) {
-    load_lanes(g + i, gv);
+    load_gradient<Masked>(g, mask, i, gv);
     load_lanes(y + i, yv);
     sum += gv;
     centered = add_product<K>(centered, yv - mean_v, gv);
   }
   for (int64_t i = whole; i < n; ++i) {
     const int64_t lane = i - whole;
-    sum[lane] += g[i];
-    centered[lane] = add_product<K>(centered[lane], y[i] - mean, g[i]);
+    const float gi = gradient_at<Masked>(g, mask, i);
+    sum[lane] += gi;
+    centered[lane] = add_product<K>(centered[lane], y[i] - mean, gi);
   }
   return {add_lanes<K>(sum), add_lanes<K>(centered)};
 }
 
-// What the input gradient of one channel needs.
+// BatchNorm with batch statistics (training), or frozen on its running statistics with the
+// activation quantizer after it (the gradient arrives masked).
+enum class Mode { training, frozen_quantized };
+
+// What the input gradient of one channel needs (training: all of it; frozen: invstd, weight).
 struct ChannelTerms {
   float mean, k, grad_mean, invstd, weight;
 };
 
-template <AtenKernels K>
+template <AtenKernels K, Mode M>
 [[gnu::always_inline]] inline Vector input_gradient(const Vector& g, const Vector& y,
                                                     const Vector& mean, const Vector& k,
                                                     const Vector& grad_mean, const Vector& invstd,
                                                     const Vector& weight) {
-  return subtract_product<K>(g - grad_mean, y - mean, k) * invstd * weight;
+  if constexpr (M == Mode::training) {
+    return subtract_product<K>(g - grad_mean, y - mean, k) * invstd * weight;
+  } else {
+    return g * invstd * weight;
+  }
 }
 
-template <AtenKernels K>
+template <AtenKernels K, Mode M>
 [[gnu::always_inline]] inline float input_gradient(float g, float y, const ChannelTerms& t) {
-  return subtract_product<K>(g - t.grad_mean, y - t.mean, t.k) * t.invstd * t.weight;
+  if constexpr (M == Mode::training) {
+    return subtract_product<K>(g - t.grad_mean, y - t.mean, t.k) * t.invstd * t.weight;
+  } else {
+    return g * t.invstd * t.weight;
+  }
 }
 
 // The plane's input gradient divided by the factor into dx (when not null), returning the
 // plane's share of the factor's gradient.
-template <AtenKernels K>
-float divided_plane_backward(const float* g, const float* y, const ChannelTerms& t, float divisor,
-                             float* dx, int64_t n) {
+template <AtenKernels K, Mode M>
+float divided_plane_backward(const float* g, const bool* mask, const float* y,
+                             const ChannelTerms& t, float divisor, float* dx, int64_t n) {
+  constexpr bool kMasked = M == Mode::frozen_quantized;
   const Vector mean = splat(t.mean), k = splat(t.k), grad_mean = splat(t.grad_mean),
                invstd = splat(t.invstd), weight = splat(t.weight);
   return divide_backward_plane_sum<kLanes>(
       n, y, divisor, dx,
       [&](int64_t i, Vector& v) {
         Vector gv, yv;
-        load_lanes(g + i, gv);
+        load_gradient<kMasked>(g, mask, i, gv);
         load_lanes(y + i, yv);
-        v = input_gradient<K>(gv, yv, mean, k, grad_mean, invstd, weight);
+        v = input_gradient<K, M>(gv, yv, mean, k, grad_mean, invstd, weight);
       },
-      [&](int64_t i) { return input_gradient<K>(g[i], y[i], t); });
+      [&](int64_t i) { return input_gradient<K, M>(gradient_at<kMasked>(g, mask, i), y[i], t); });
 }
 
 struct BackwardBuffers {
   ChannelPlanes planes;
-  const float *g, *y, *factor, *weight, *mean, *invstd;
+  const float* g;
+  const bool* mask;  // frozen_quantized: the quantizer's in-range mask
+  // mean, invstd: the batch's (training) or from the running statistics (frozen).
+  const float *y, *factor, *weight, *mean, *invstd;
   float *dx, *dfactor, *dweight, *dbias;  // dx null: only the factor's gradient is wanted
   bool input_side;                        // dx or dfactor wanted
 };
 
-template <AtenKernels K>
+template <AtenKernels K, Mode M>
 void backward_channel(const BackwardBuffers& b, int64_t c) {
+  constexpr bool kMasked = M == Mode::frozen_quantized;
   const ChannelPlanes& p = b.planes;
   const int64_t count = p.outer * p.inner;
   double sum = 0.0, dotp = 0.0;
   for (int64_t n = 0; n < p.outer; ++n) {
     const int64_t offset = p.offset(n, c);
-    const PlaneSums s = plane_sums<K>(b.g + offset, b.y + offset, b.mean[c], p.inner);
+    const PlaneSums s = plane_sums<K, kMasked>(b.g + offset, b.mask ? b.mask + offset : nullptr,
+                                               b.y + offset, b.mean[c], p.inner);
     sum += static_cast<double>(s.gradient);
     dotp += static_cast<double>(s.centered);
   }
@@ -209,17 +255,21 @@ void backward_channel(const BackwardBuffers& b, int64_t c) {
   float dfactor = 0.0f;  // the planes' shares added to a zero in batch order, as at::sum does
   for (int64_t n = 0; n < p.outer; ++n) {
     const int64_t offset = p.offset(n, c);
-    dfactor += divided_plane_backward<K>(b.g + offset, b.y + offset, terms, b.factor[c],
-                                         b.dx ? b.dx + offset : nullptr, p.inner);
+    dfactor +=
+        divided_plane_backward<K, M>(b.g + offset, b.mask ? b.mask + offset : nullptr, b.y + offset,
+                                     terms, b.factor[c], b.dx ? b.dx + offset : nullptr, p.inner);
   }
   b.dfactor[c] = dfactor;
 }
 
-void backward_channel(AtenKernels kernels, const BackwardBuffers& b, int64_t c) {
-  if (kernels == AtenKernels::avx2) {
-    backward_channel<AtenKernels::avx2>(b, c);
+void backward_channel(AtenKernels kernels, Mode mode, const BackwardBuffers& b, int64_t c) {
+  const bool avx2 = kernels == AtenKernels::avx2;
+  if (mode == Mode::training) {
+    avx2 ? backward_channel<AtenKernels::avx2, Mode::training>(b, c)
+         : backward_channel<AtenKernels::baseline, Mode::training>(b, c);
   } else {
-    backward_channel<AtenKernels::baseline>(b, c);
+    avx2 ? backward_channel<AtenKernels::avx2, Mode::frozen_quantized>(b, c)
+         : backward_channel<AtenKernels::baseline, Mode::frozen_quantized>(b, c);
   }
 }
 
@@ -333,21 +383,74 @@ void forward_channels(AtenKernels kernels, const ForwardBuffers& b, int64_t firs
   }
 }
 
+// ---- Frozen BatchNorm, as ATen's eval-mode kernels compute it: alpha = (1 / sqrt(running_var +
+// float(eps)), in float) * w and beta = b - running_mean * alpha for the forward; the backward's
+// invstd = float(1 / sqrt(double(running_var) + eps)).
+struct FrozenForward {
+  ChannelPlanes planes;
+  const float *x, *factor;
+  float* y;
+  const float *alpha, *beta;
+};
+
+// The BatchNorm output z for the elements [begin, begin + count): from x, writing y = x / factor
+// on the way (divide), or from y.
+template <AtenKernels K>
+void frozen_values(const FrozenForward& f, int64_t begin, int64_t count, bool divide, float* z) {
+  const ChannelPlanes& p = f.planes;
+  for (int64_t done = 0; done < count;) {
+    const int64_t index = begin + done;
+    const int64_t plane = index / p.inner;
+    const int64_t c = plane % p.channels;
+    const int64_t length = std::min(count - done, (plane + 1) * p.inner - index);
+    const float alpha = f.alpha[c], beta = f.beta[c];
+    float* y = f.y + index;
+    float* out = z + done;
+    if (divide) {
+      const float divisor = f.factor[c];
+      const float* x = f.x + index;
+      for (int64_t i = 0; i < length; ++i) {
+        y[i] = x[i] / divisor;
+        out[i] = add_product<K>(beta, y[i], alpha);
+      }
+    } else {
+      for (int64_t i = 0; i < length; ++i) out[i] = add_product<K>(beta, y[i], alpha);
+    }
+    done += length;
+  }
+}
+
+void frozen_values(AtenKernels kernels, const FrozenForward& f, int64_t begin, int64_t count,
+                   bool divide, float* z) {
+  if (kernels == AtenKernels::avx2) {
+    frozen_values<AtenKernels::avx2>(f, begin, count, divide, z);
+  } else {
+    frozen_values<AtenKernels::baseline>(f, begin, count, divide, z);
+  }
+}
+
+float frozen_beta(AtenKernels kernels, float bias, float mean, float alpha) {
+  return kernels == AtenKernels::avx2 ? subtract_product<AtenKernels::avx2>(bias, mean, alpha)
+                                      : subtract_product<AtenKernels::baseline>(bias, mean, alpha);
+}
+
 #pragma GCC pop_options
 
-// The buffers of a backward over y (float32, contiguous) with every output allocated.
+// The buffers of a backward over y (float32, contiguous) with every output allocated. mask:
+// the quantizer's (frozen_quantized), undefined otherwise.
 struct BackwardOutputs {
   at::Tensor dx, dfactor, dweight, dbias;
 };
 
-BackwardOutputs run_backward(AtenKernels kernels, const at::Tensor& g, const at::Tensor& y,
-                             const at::Tensor& factor, const at::Tensor& weight,
-                             const at::Tensor& mean, const at::Tensor& invstd, bool want_dx,
-                             bool input_side) {
+BackwardOutputs run_backward(AtenKernels kernels, Mode mode, const at::Tensor& g,
+                             const at::Tensor& mask, const at::Tensor& y, const at::Tensor& factor,
+                             const at::Tensor& weight, const at::Tensor& mean,
+                             const at::Tensor& invstd, bool want_dx, bool input_side) {
   BackwardOutputs out{want_dx ? at::empty_like(y) : at::Tensor(), at::empty_like(factor),
                       at::empty_like(weight), at::empty_like(weight)};
   const BackwardBuffers b{ChannelPlanes(y),
                           g.data_ptr<float>(),
+                          mode == Mode::frozen_quantized ? mask.data_ptr<bool>() : nullptr,
                           y.data_ptr<float>(),
                           factor.data_ptr<float>(),
                           weight.data_ptr<float>(),
@@ -358,7 +461,7 @@ BackwardOutputs run_backward(AtenKernels kernels, const at::Tensor& g, const at:
                           out.dweight.data_ptr<float>(),
                           out.dbias.data_ptr<float>(),
                           input_side};
-  for_each_channel(b.planes, [&](int64_t c) { backward_channel(kernels, b, c); });
+  for_each_channel(b.planes, [&](int64_t c) { backward_channel(kernels, mode, b, c); });
   return out;
 }
 
@@ -393,9 +496,58 @@ std::array<at::Tensor, 4> run_forward(AtenKernels kernels, const at::Tensor& x,
   return result;
 }
 
+// Per channel: the forward's alpha and beta, and the running mean and the backward's invstd.
+struct FrozenTerms {
+  at::Tensor alpha, beta, mean, invstd;
+};
+
+FrozenTerms frozen_terms(AtenKernels kernels, const at::Tensor& weight, const at::Tensor& bias,
+                         const at::Tensor& running_mean, const at::Tensor& running_var,
+                         double eps) {
+  const int64_t channels = weight.numel();
+  FrozenTerms t{at::empty({channels}), at::empty({channels}), running_mean.clone(),
+                at::empty({channels})};
+  const float* w = weight.data_ptr<float>();
+  const float* b = bias.data_ptr<float>();
+  const float* mean = running_mean.data_ptr<float>();
+  const float* var = running_var.data_ptr<float>();
+  for (int64_t c = 0; c < channels; ++c) {
+    const float alpha = 1.0f / std::sqrt(var[c] + static_cast<float>(eps)) * w[c];
+    t.alpha.data_ptr<float>()[c] = alpha;
+    t.beta.data_ptr<float>()[c] = frozen_beta(kernels, b[c], mean[c], alpha);
+    t.invstd.data_ptr<float>()[c] =
+        static_cast<float>(1.0 / std::sqrt(static_cast<double>(var[c]) + eps));
+  }
+  return t;
+}
+
 bool same_bits(const at::Tensor& a, const at::Tensor& b) {
   return a.sizes() == b.sizes() && std::memcmp(a.data_ptr<float>(), b.data_ptr<float>(),
                                                static_cast<size_t>(a.numel()) * sizeof(float)) == 0;
+}
+
+// ATen's eval-mode BatchNorm forward and backward against frozen_values and the frozen backward,
+// with a factor of one and a mask that passes everything.
+bool frozen_matches(AtenKernels kernels, const at::Tensor& x, const at::Tensor& g,
+                    const at::Tensor& weight, const at::Tensor& bias,
+                    const at::Tensor& running_mean, const at::Tensor& running_var, double eps) {
+  const at::Tensor out = std::get<0>(
+      at::native_batch_norm(x, weight, bias, running_mean, running_var, false, 0.1, eps));
+  at::Tensor dx, dweight, dbias;
+  std::tie(dx, dweight, dbias) =
+      at::native_batch_norm_backward(g, x, weight, running_mean, running_var, at::Tensor(),
+                                     at::Tensor(), false, eps, {true, true, true});
+  const FrozenTerms t = frozen_terms(kernels, weight, bias, running_mean, running_var, eps);
+  const at::Tensor ones = at::ones({x.size(1)});
+  const at::Tensor y = at::empty_like(x), z = at::empty_like(x);
+  const FrozenForward f{ChannelPlanes(x),    x.data_ptr<float>(),       ones.data_ptr<float>(),
+                        y.data_ptr<float>(), t.alpha.data_ptr<float>(), t.beta.data_ptr<float>()};
+  frozen_values(kernels, f, 0, x.numel(), true, z.data_ptr<float>());
+  const BackwardOutputs backward =
+      run_backward(kernels, Mode::frozen_quantized, g, at::ones(x.sizes(), at::kBool), x, ones,
+                   weight, t.mean, t.invstd, true, true);
+  return same_bits(z, out) && same_bits(backward.dx, dx) && same_bits(backward.dweight, dweight) &&
+         same_bits(backward.dbias, dbias);
 }
 
 // ATen's BatchNorm forward and backward on a probe whose sums and products change their bits
@@ -430,12 +582,13 @@ std::optional<AtenKernels> probe_kernels() {
     const at::Tensor our_mean = running_mean.clone(), our_var = running_var.clone();
     const std::array<at::Tensor, 4> forward =
         run_forward(kernels, x, ones, weight, bias, our_mean, our_var, momentum, eps);
-    const BackwardOutputs backward =
-        run_backward(kernels, g, x, ones, weight, mean, invstd, true, true);
-    if (same_bits(forward[0], out) && same_bits(forward[2], mean) &&
-        same_bits(forward[3], invstd) && same_bits(our_mean, aten_mean) &&
-        same_bits(our_var, aten_var) && same_bits(backward.dx, dx) &&
-        same_bits(backward.dweight, dweight) && same_bits(backward.dbias, dbias)) {
+    const BackwardOutputs backward = run_backward(kernels, Mode::training, g, at::Tensor(), x, ones,
+                                                  weight, mean, invstd, true, true);
+    const bool training = same_bits(forward[0], out) && same_bits(forward[2], mean) &&
+                          same_bits(forward[3], invstd) && same_bits(our_mean, aten_mean) &&
+                          same_bits(our_var, aten_var) && same_bits(backward.dx, dx) &&
+                          same_bits(backward.dweight, dweight) && same_bits(backward.dbias, dbias);
+    if (training && frozen_matches(kernels, x, g, weight, bias, running_mean, running_var, eps)) {
       return kernels;
     }
   }
@@ -445,6 +598,28 @@ std::optional<AtenKernels> probe_kernels() {
 const std::optional<AtenKernels>& aten_kernels() {
   static const std::optional<AtenKernels> kernels = probe_kernels();
   return kernels;
+}
+
+// The backward of both nodes below: their inputs are (x, factor, weight, bias) and four more
+// without gradients; they save {y, factor, weight, mean, invstd} and, frozen, the mask.
+torch::autograd::variable_list node_backward(torch::autograd::AutogradContext* ctx,
+                                             const torch::autograd::variable_list& grads,
+                                             Mode mode) {
+  const auto saved = ctx->get_saved_variables();
+  const bool want_dx = ctx->needs_input_grad(0);
+  const bool want_dfactor = ctx->needs_input_grad(1);
+  const at::Tensor mask = mode == Mode::frozen_quantized ? saved[5] : at::Tensor();
+  BackwardOutputs out =
+      run_backward(*aten_kernels(), mode, grads[0].to(at::kFloat).contiguous(), mask, saved[0],
+                   saved[1], saved[2], saved[3], saved[4], want_dx, want_dx || want_dfactor);
+  return {out.dx,
+          want_dfactor ? out.dfactor : at::Tensor(),
+          ctx->needs_input_grad(2) ? out.dweight : at::Tensor(),
+          ctx->needs_input_grad(3) ? out.dbias : at::Tensor(),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor()};
 }
 
 class DividedBatchNorm : public torch::autograd::Function<DividedBatchNorm> {
@@ -463,22 +638,69 @@ class DividedBatchNorm : public torch::autograd::Function<DividedBatchNorm> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const bool want_dx = ctx->needs_input_grad(0);
-    const bool want_dfactor = ctx->needs_input_grad(1);
-    BackwardOutputs out =
-        run_backward(*aten_kernels(), grads[0].contiguous(), saved[0], saved[1], saved[2], saved[3],
-                     saved[4], want_dx, want_dx || want_dfactor);
-    return {out.dx,
-            want_dfactor ? out.dfactor : at::Tensor(),
-            ctx->needs_input_grad(2) ? out.dweight : at::Tensor(),
-            ctx->needs_input_grad(3) ? out.dbias : at::Tensor(),
-            at::Tensor(),
-            at::Tensor(),
-            at::Tensor(),
-            at::Tensor()};
+    return node_backward(ctx, grads, Mode::training);
   }
 };
+
+// The forward's blocks of BatchNorm output, fake-quantized while in L1.
+constexpr int64_t kValueBlock = 2048;
+
+class FrozenDividedBatchNormQuantize
+    : public torch::autograd::Function<FrozenDividedBatchNormQuantize> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& factor, const at::Tensor& weight,
+                            const at::Tensor& bias, const at::Tensor& running_mean,
+                            const at::Tensor& running_var, double eps,
+                            FakeQuantizeImpl* quantizer) {
+    const AtenKernels kernels = *aten_kernels();
+    const at::Tensor xc = x.contiguous(), f = factor.contiguous(), w = weight.contiguous();
+    const FrozenTerms t =
+        frozen_terms(kernels, w, bias.contiguous(), running_mean, running_var, eps);
+    at::Tensor y = at::empty_like(xc), out = at::empty_like(xc);
+    at::Tensor mask = at::empty(xc.sizes(), xc.options().dtype(at::kBool));
+    const FrozenForward fw{ChannelPlanes(xc),         xc.data_ptr<float>(),
+                           f.data_ptr<float>(),       y.data_ptr<float>(),
+                           t.alpha.data_ptr<float>(), t.beta.data_ptr<float>()};
+    const int64_t n = xc.numel();
+    // With its observer on, the quantizer takes in the range of the output computed block by
+    // block from x, and y is written on the way; otherwise the quantizing pass divides.
+    std::atomic<bool> divided{false};
+    const QParam qparam =
+        quantizer->observe_computed(n, [&](int64_t begin, int64_t count, float* z) {
+          frozen_values(kernels, fw, begin, count, true, z);
+          divided.store(true, std::memory_order_relaxed);
+        });
+    const bool divide = !divided.load();
+    const QuantRange& range = quantizer->options().range;
+    float* op = out.data_ptr<float>();
+    bool* mp = mask.data_ptr<bool>();
+    at::parallel_for(0, n, kParallelGrain, [&](int64_t begin, int64_t end) {
+      alignas(64) float z[kValueBlock];
+      for (int64_t start = begin; start < end; start += kValueBlock) {
+        const int64_t count = std::min(kValueBlock, end - start);
+        frozen_values(kernels, fw, start, count, divide, z);
+        fake_quantize_span(z, op + start, mp + start, count, qparam, range.quant_min,
+                           range.quant_max);
+      }
+    });
+    ctx->save_for_backward({y, f, w, t.mean, t.invstd, mask});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return node_backward(ctx, grads, Mode::frozen_quantized);
+  }
+};
+
+void check_applies(bool applies, const at::Tensor& x, const at::Tensor& factor) {
+  if (!applies || factor.scalar_type() != at::kFloat || factor.numel() != x.size(1)) {
+    throw Error(
+        "a fused division and BatchNorm got a case it does not reproduce bit for bit; "
+        "check its _applies function first");
+  }
+}
 
 }  // namespace
 
@@ -498,14 +720,23 @@ bool divide_and_batch_norm_applies(const at::Tensor& x, const BatchNormState& st
 
 at::Tensor divide_and_batch_norm(const at::Tensor& x, const at::Tensor& factor,
                                  const BatchNormState& state, double momentum) {
-  if (!divide_and_batch_norm_applies(x, state) || factor.scalar_type() != at::kFloat ||
-      factor.numel() != x.size(1)) {
-    throw Error(
-        "divide_and_batch_norm got a case it does not reproduce bit for bit; "
-        "check divide_and_batch_norm_applies first");
-  }
+  check_applies(divide_and_batch_norm_applies(x, state), x, factor);
   return DividedBatchNorm::apply(x, factor, state.weight, state.bias, state.running_mean,
                                  state.running_var, momentum, state.eps);
+}
+
+bool divide_frozen_batch_norm_and_quantize_applies(const at::Tensor& x, const BatchNormState& state,
+                                                   const FakeQuantize& quantizer) {
+  return divide_and_batch_norm_applies(x, state) && quantizer->fuses_with_producer();
+}
+
+at::Tensor divide_frozen_batch_norm_and_quantize(const at::Tensor& x, const at::Tensor& factor,
+                                                 const BatchNormState& state,
+                                                 FakeQuantize& quantizer) {
+  check_applies(divide_frozen_batch_norm_and_quantize_applies(x, state, quantizer), x, factor);
+  return FrozenDividedBatchNormQuantize::apply(x, factor, state.weight, state.bias,
+                                               state.running_mean, state.running_var, state.eps,
+                                               quantizer.get());
 }
 
 }  // namespace linquant::runtime

@@ -6,6 +6,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "linquant/quant/fake_quantize.h"
 #include "run_context.h"
 
 namespace linquant::runtime {
@@ -20,5 +21,16 @@ bool divide_and_batch_norm_applies(const at::Tensor& x, const BatchNormState& st
 // `momentum` as at::batch_norm does (the caller counts the batch, count_batch).
 at::Tensor divide_and_batch_norm(const at::Tensor& x, const at::Tensor& factor,
                                  const BatchNormState& state, double momentum);
+
+// After milestone 3: BatchNorm on its running statistics of x / factor[c], then the activation
+// quantizer after it, as one node with one pass over memory each way beyond the observer's:
+// bit for bit quantizer->forward(at::batch_norm(x / f, ..., training=false)), gradients and
+// the quantizer's state included. Applies where divide_and_batch_norm does and the quantizer
+// fuses with its producer (FakeQuantizeImpl::fuses_with_producer).
+bool divide_frozen_batch_norm_and_quantize_applies(const at::Tensor& x, const BatchNormState& state,
+                                                   const FakeQuantize& quantizer);
+at::Tensor divide_frozen_batch_norm_and_quantize(const at::Tensor& x, const at::Tensor& factor,
+                                                 const BatchNormState& state,
+                                                 FakeQuantize& quantizer);
 
 }  // namespace linquant::runtime

@@ -125,6 +125,7 @@ struct FusedChain {
   bool add = false;
   std::optional<float> relu_cap;
   bool hardswish = false;
+  bool conv_bn = false;  // a weighted op with fused BatchNorm (run_conv_bn)
 };
 
 // add(a, b) of two tensors with alpha 1: the sum the fused kernels compute.
@@ -224,9 +225,9 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
   // An activation quantizer runs fused with the elementwise ops that produce its input when
   // nothing else reads their outputs: a ReLU / ReLU6 (FakeQuantize::forward_after_relu), a
   // residual add, or an add then a ReLU (forward_after_add), a hardswish
-  // (forward_after_hardswish). Bit-identical to running them one by one, with one pass over
-  // memory each way and no intermediate written. Not while recording shapes, which wants
-  // every value.
+  // (forward_after_hardswish), a conv/linear whose fused BatchNorm is frozen
+  // (run_conv_bn). Bit-identical to running them one by one, with one pass over memory each
+  // way and no intermediate written. Not while recording shapes, which wants every value.
   auto feeds_only_next = [&](size_t k) {
     return k + 1 < nodes.size() && nodes[k].outputs.size() == 1 &&
            nodes[k + 1].inputs.size() == 1 && nodes[k + 1].inputs[0] == nodes[k].outputs[0] &&
@@ -236,7 +237,11 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
     if (context.record_only || shapes) return {};
     FusedChain chain;
     size_t k = n;
-    if (nodes[k].op == ir::Op::hardswish) {
+    if (has_fused_batch_norm(nodes[k])) {
+      if (nodes[k].inputs.size() != 1 || !feeds_only_next(k)) return {};
+      chain.conv_bn = true;
+      ++k;
+    } else if (nodes[k].op == ir::Op::hardswish) {
       if (nodes[k].inputs.size() != 1 || !feeds_only_next(k)) return {};
       chain.hardswish = true;
       ++k;
@@ -245,7 +250,8 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
       chain.add = true;
       ++k;
     }
-    if (!chain.hardswish && (nodes[k].op == ir::Op::relu || nodes[k].op == ir::Op::relu6)) {
+    if (!chain.hardswish && !chain.conv_bn &&
+        (nodes[k].op == ir::Op::relu || nodes[k].op == ir::Op::relu6)) {
       if (nodes[k].inputs.size() != 1 || !feeds_only_next(k)) return {};
       chain.relu_cap = nodes[k].op == ir::Op::relu6 ? 6.0f : kReluUncapped;
       ++k;
@@ -265,8 +271,10 @@ std::vector<at::Tensor> run_graph(const std::vector<at::Tensor>& inputs,
         if (value.isTensor()) operands.push_back(value.toTensor());
       }
       if (operands.size() == node.inputs.size() && (!chain.add || same_shape_float32(operands))) {
-        store(quantize.outputs[0], for_node(quantize, [&] {
+        // A conv's errors name the conv, the elementwise ops' name the quantizer.
+        store(quantize.outputs[0], for_node(chain.conv_bn ? node : quantize, [&] {
                 FakeQuantize quantizer = context.quantizer(quantize, ir::attr::quantizer);
+                if (chain.conv_bn) return run_conv_bn(node, operands[0], context, &quantizer);
                 if (chain.add) {
                   return quantizer->forward_after_add(operands[0], operands[1], chain.relu_cap);
                 }

@@ -83,7 +83,10 @@ at::Tensor quantize_weight(const ir::Node& node, const at::Tensor& weight,
                            const RunContext& context);
 // A weighted node carrying the bn_* attributes of a fused BatchNorm.
 bool has_fused_batch_norm(const ir::Node& node);
-at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunContext& context);
+// With then_quantize: that activation quantizer's forward on the result (fused with a frozen
+// BatchNorm where divide_frozen_batch_norm_and_quantize applies).
+at::Tensor run_conv_bn(const ir::Node& node, const at::Tensor& x, const RunContext& context,
+                       FakeQuantize* then_quantize = nullptr);
 
 // BatchNorm as torch::nn::BatchNorm*d runs it: batch statistics update the running ones
 // (and count batches) when `use_batch_stats`; batch_norm.cpp.

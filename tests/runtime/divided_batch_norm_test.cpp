@@ -3,7 +3,8 @@
 // NativeBatchNormBackward0. Output, running statistics and the gradients of x, f, BatchNorm's
 // weight and bias, bit for bit, on shapes whose planes leave vector tails or reach the levels of
 // at::sum's cascade, on one and two threads; and with f computed from BatchNorm's weight as QAT
-// Conv-BN does, so the weight's two gradients meet.
+// Conv-BN does, so the weight's two gradients meet. And the frozen form with the quantizer
+// after it.
 #include "../../src/runtime/divided_batch_norm.h"
 
 #include <ATen/ATen.h>
@@ -14,6 +15,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "../quant/fused_quantizer_cases.h"
 
 namespace linquant {
 namespace {
@@ -108,6 +111,71 @@ TEST(DividedBatchNorm, MatchesDivisionThenBatchNormBitForBit) {
         SCOPED_TRACE("shape " + c10::str(at::IntArrayRef(shape)) + ", threads " +
                      std::to_string(threads) + ", variant " + std::to_string(variant));
         expect_same(run(in, true), run(in, false));
+      }
+    }
+  }
+  at::set_num_threads(2);
+}
+
+// Frozen BatchNorm and the quantizer after it, against x / f, at::batch_norm in eval mode and a
+// separate FakeQuantize: every observer and range of the fused-quantizer tests, observer on
+// and off, quantizer state included.
+TEST(DividedBatchNorm, FrozenWithQuantizerMatchesTheOpsOneByOne) {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {3, 4, 5, 7}, {8, 32, 28, 28}, {2, 5, 17, 19}, {32, 16, 7, 7}, {2, 3, 8}};
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    int64_t seed = 500;
+    for (const auto& shape : shapes) {
+      for (const FakeQuantizeOptions& options : fused_quantizer_variants()) {
+        FakeQuantize fused(options), composite(options);
+        fused->train();
+        composite->train();
+        for (int step = 0; step < 3; ++step) {
+          if (step == 2) {
+            fused->disable_observer();
+            composite->disable_observer();
+          }
+          at::manual_seed(++seed);
+          const int64_t channels = shape[1];
+          const at::Tensor x0 = spread(shape), g = spread(shape);
+          const at::Tensor f0 = at::rand({channels}) + 0.25;
+          const at::Tensor w0 = at::rand({channels}) * 2 - 0.5, b0 = at::randn({channels});
+          const at::Tensor mean = at::randn({channels}), var = at::rand({channels}) * 4 + 0.1;
+          at::Tensor out[2], dx[2], df[2], dw[2], db[2];
+          for (int ours : {0, 1}) {
+            at::Tensor x = x0.clone().requires_grad_(true), f = f0.clone().requires_grad_(true);
+            at::Tensor w = w0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
+            runtime::BatchNormState state;
+            state.weight = w;
+            state.bias = b;
+            state.running_mean = mean.clone();
+            state.running_var = var.clone();
+            if (ours) {
+              ASSERT_TRUE(runtime::divide_frozen_batch_norm_and_quantize_applies(x, state, fused));
+              out[1] = runtime::divide_frozen_batch_norm_and_quantize(x, f, state, fused);
+            } else {
+              std::vector<int64_t> broadcast(shape.size(), 1);
+              broadcast[1] = channels;
+              out[0] = composite(at::batch_norm(x / f.reshape(broadcast), w, b, state.running_mean,
+                                                state.running_var, false, 0.1, state.eps, true));
+            }
+            out[ours].backward(g);
+            dx[ours] = x.grad();
+            df[ours] = f.grad();
+            dw[ours] = w.grad();
+            db[ours] = b.grad();
+          }
+          const std::string what = "shape " + c10::str(at::IntArrayRef(shape)) + ", threads " +
+                                   std::to_string(threads) + ", step " + std::to_string(step);
+          SCOPED_TRACE(what);
+          EXPECT_TRUE(same_bits(out[1], out[0])) << "output";
+          EXPECT_TRUE(same_bits(dx[1], dx[0])) << "input gradient";
+          EXPECT_TRUE(same_bits(df[1], df[0])) << "factor gradient";
+          EXPECT_TRUE(same_bits(dw[1], dw[0])) << "weight gradient";
+          EXPECT_TRUE(same_bits(db[1], db[0])) << "bias gradient";
+          expect_same_state(fused, composite, what);
+        }
       }
     }
   }

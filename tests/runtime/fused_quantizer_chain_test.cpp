@@ -133,6 +133,77 @@ TEST(FusedQuantizerChain, HardswishRunsFusedUnlessItsOutputIsReadTwice) {
   }
 }
 
+// The parameters of one conv with a fused BatchNorm; each graph gets its own copies.
+struct ConvBnTensors {
+  at::Tensor weight, bn_weight, bn_bias, running_mean, running_var, batches;
+};
+
+ConvBnTensors conv_bn_tensors(const ConvBnTensors& from) {
+  return {copy_of(from.weight, true), copy_of(from.bn_weight, true), copy_of(from.bn_bias, true),
+          from.running_mean.clone(),  from.running_var.clone(),      from.batches.clone()};
+}
+
+// x -> conv with fused BatchNorm (no conv bias) -> q; with also_output the conv's result is a
+// graph output too, so it has two readers and the chain is not fused.
+GraphModule conv_bn_quantized(const ConvBnTensors& t, bool also_output) {
+  ir::Graph g;
+  const ValueId x = g.add_input("x");
+  const ValueId y = add_conv(g, x, "block", t.weight, at::Tensor(), {1, 1}, {1, 1});
+  add_bn_tensors(g, "block.bn", t.bn_weight, t.bn_bias, t.running_mean, t.running_var, t.batches);
+  fuse_bn(g, "block", "block.bn", 1e-5, 0.1);
+  const ValueId q = quantize(g, y, "q");
+  g.set_outputs(also_output ? std::vector<ValueId>{q, y} : std::vector<ValueId>{q});
+  GraphModule gm(std::move(g));
+  gm->train();
+  return gm;
+}
+
+// After freeze_bn_stats, a conv's frozen BatchNorm and the quantizer after it run as one node;
+// outputs, gradients of the input and of every parameter, and the quantizer's state equal the
+// same graph with the chain broken, with the observer on and then off.
+TEST(FusedQuantizerChain, FrozenConvBatchNormRunsFusedWithItsQuantizer) {
+  at::manual_seed(3);
+  const ConvBnTensors init{
+      at::randn({6, 3, 3, 3}) * 0.3, at::rand({6}) + 0.5, at::randn({6}),
+      at::randn({6}) * 0.1,          at::rand({6}) + 0.5, at::zeros({}, at::kLong)};
+  const ConvBnTensors a = conv_bn_tensors(init), b = conv_bn_tensors(init);
+  GraphModule fused = conv_bn_quantized(a, false), composite = conv_bn_quantized(b, true);
+  for (int step = 0; step < 4; ++step) {
+    if (step == 1) {
+      fused->freeze_bn_stats();
+      composite->freeze_bn_stats();
+    }
+    if (step == 3) {
+      fused->quantizer("q")->disable_observer();
+      composite->quantizer("q")->disable_observer();
+    }
+    at::manual_seed(10 + step);
+    const at::Tensor x0 = at::randn({4, 3, 12, 13});
+    const at::Tensor x1 = x0.clone().requires_grad_(true), x2 = x0.clone().requires_grad_(true);
+    const at::Tensor got = fused->forward(std::vector<at::Tensor>{x1})[0];
+    const at::Tensor want = composite->forward(std::vector<at::Tensor>{x2})[0];
+    const bool frozen = step >= 1;
+    EXPECT_EQ(grad_fn_name(got).find("FrozenDividedBatchNormQuantize") != std::string::npos, frozen)
+        << grad_fn_name(got) << ", step " << step;
+    EXPECT_TRUE(at::equal(got, want)) << "output, step " << step;
+    const at::Tensor grad = at::randn(got.sizes());
+    got.backward(grad);
+    want.backward(grad);
+    EXPECT_TRUE(at::equal(x1.grad(), x2.grad())) << "gradient of x, step " << step;
+    EXPECT_TRUE(at::equal(a.weight.grad(), b.weight.grad())) << "conv weight, step " << step;
+    EXPECT_TRUE(at::equal(a.bn_weight.grad(), b.bn_weight.grad())) << "bn weight, step " << step;
+    EXPECT_TRUE(at::equal(a.bn_bias.grad(), b.bn_bias.grad())) << "bn bias, step " << step;
+    EXPECT_TRUE(at::equal(a.running_mean, b.running_mean)) << "running mean, step " << step;
+    EXPECT_TRUE(at::equal(a.running_var, b.running_var)) << "running var, step " << step;
+    const FakeQuantize qa = fused->quantizer("q"), qb = composite->quantizer("q");
+    EXPECT_TRUE(at::equal(qa->scale, qb->scale)) << "scale, step " << step;
+    EXPECT_TRUE(at::equal(qa->zero_point, qb->zero_point)) << "zero point, step " << step;
+    EXPECT_TRUE(
+        at::equal(qa->activation_post_process->min_val, qb->activation_post_process->min_val))
+        << "observer min, step " << step;
+  }
+}
+
 TEST(FusedQuantizerChain, BroadcastAddRunsUnfused) {
   ir::Graph g;
   const ValueId x = g.add_input("x");

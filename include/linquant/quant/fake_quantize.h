@@ -41,6 +41,15 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   // memory (contiguous float32 x, per-tensor quantizers with fake quant on; other cases take
   // the composite path).
   at::Tensor forward_after_hardswish(const at::Tensor& x);
+  // For an op outside this layer that computes this quantizer's input itself and
+  // fake-quantizes it a block at a time with fake_quantize_span (kernel_dispatch.h), never
+  // storing it: whether that gives forward()'s bits (per-tensor, not learnable, fake quant on;
+  // otherwise the op materializes its output and calls forward()).
+  bool fuses_with_producer() const;
+  // forward()'s observer step for such an op (when the observer is on: the range of its n
+  // values, which `compute` writes a block at a time), then the (scale, zero point) to
+  // fake-quantize with.
+  QParam observe_computed(int64_t n, const ObserverImpl::ComputedValues& compute);
 
   void enable_observer(bool on = true);
   void disable_observer() { enable_observer(false); }

@@ -54,6 +54,13 @@ class ObserverImpl : public torch::nn::Cloneable<ObserverImpl> {
   // observe_range(at::hardswish(x)) without writing hardswish(x) (per-tensor observers;
   // contiguous float32 x).
   ObservedRange observe_hardswish_range(const at::Tensor& x) const;
+  // Writes the values [begin, begin + count) of an op's output into out; count is at most
+  // kElementBlock (element_blocks.h), 2048.
+  using ComputedValues = std::function<void(int64_t begin, int64_t count, float* out)>;
+  // observe_range of the n values an op computes on the fly, a block at a time, never stored
+  // (per-tensor observers): for ops outside this layer that fuse the quantizer after them.
+  // Threads split [0, n); compute is called once for each value.
+  ObservedRange observe_computed_range(int64_t n, const ComputedValues& compute) const;
 
   // forward() for a per-channel observer on axis 0 and a contiguous float32 x, one channel
   // (row) at a time: each row is observed, and on_row gets the channel's new qparams on the
