@@ -51,8 +51,12 @@ enum class AtenKernels { avx2, baseline };
 
 // The arithmetic below is compiled for AVX2 with FMA (the whole layer builds with
 // -ffp-contract=off, so every FMA is one written here) and runs only on CPUs that have both.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 
 constexpr int64_t kLanes = 8;
 using Vector = SumVector<kLanes>::type;
@@ -434,7 +438,11 @@ float frozen_beta(AtenKernels kernels, float bias, float mean, float alpha) {
                                       : subtract_product<AtenKernels::baseline>(bias, mean, alpha);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 // The buffers of a backward over y (float32, contiguous) with every output allocated. mask:
 // the quantizer's (frozen_quantized), undefined otherwise.
