@@ -159,8 +159,7 @@ at::Tensor FakeQuantizeImpl::learnable_forward(const at::Tensor& x) {
 }
 
 at::Tensor FakeQuantizeImpl::forward_after_relu(const at::Tensor& x, float cap) {
-  if (is_learnable() || options_.per_channel() || x.scalar_type() != at::kFloat ||
-      !is_fake_quant_enabled()) {
+  if (!fuses_with_producer() || x.scalar_type() != at::kFloat) {
     return forward(capped_relu(x, cap));
   }
   observe(x, cap);
@@ -172,7 +171,7 @@ at::Tensor FakeQuantizeImpl::forward_after_add(const at::Tensor& a, const at::Te
                                                std::optional<float> relu_cap) {
   const bool fusable =
       a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && a.sizes() == b.sizes();
-  if (!fusable || is_learnable() || options_.per_channel() || !is_fake_quant_enabled()) {
+  if (!fusable || !fuses_with_producer()) {
     const at::Tensor sum = at::add(a, b);
     return forward(relu_cap ? capped_relu(sum, *relu_cap) : sum);
   }
@@ -184,8 +183,7 @@ at::Tensor FakeQuantizeImpl::forward_after_add(const at::Tensor& a, const at::Te
 }
 
 at::Tensor FakeQuantizeImpl::forward_after_hardswish(const at::Tensor& x) {
-  if (is_learnable() || options_.per_channel() || !is_fake_quant_enabled() ||
-      !hardswish_fake_quantize_fuses(x)) {
+  if (!fuses_with_producer() || !hardswish_fake_quantize_fuses(x)) {
     return forward(at::hardswish(x));
   }
   if (observes()) record(activation_post_process->observe_hardswish_range(x));

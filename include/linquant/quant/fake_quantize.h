@@ -41,10 +41,11 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   // memory (contiguous float32 x, per-tensor quantizers with fake quant on; other cases take
   // the composite path).
   at::Tensor forward_after_hardswish(const at::Tensor& x);
-  // For an op outside this layer that computes this quantizer's input itself and
-  // fake-quantizes it a block at a time with fake_quantize_span (kernel_dispatch.h), never
-  // storing it: whether that gives forward()'s bits (per-tensor, not learnable, fake quant on;
-  // otherwise the op materializes its output and calls forward()).
+  // For an op that computes this quantizer's input itself and fake-quantizes it a block at a
+  // time (the forward_after_* forms above, or fake_quantize_span from kernel_dispatch.h
+  // outside this layer), never storing it: whether that gives forward()'s bits (per-tensor,
+  // not learnable, fake quant on; otherwise the op materializes its output and calls
+  // forward()).
   bool fuses_with_producer() const;
   // forward()'s observer step for such an op (when the observer is on: the range of its n
   // values, which `compute` writes a block at a time), then the (scale, zero point) to
